@@ -1,0 +1,3 @@
+"""audit: a robustness and evaluation-integrity auditor for (compressed) text classifiers."""
+
+__version__ = "0.1.0"

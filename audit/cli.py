@@ -1,0 +1,167 @@
+"""The `audit` command line. The only place that turns errors into exit codes.
+
+Exit codes: 0 every blocking gate passed; 1 a gate failed (or a probe errored); 2 bad input.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from audit.errors import AuditError
+from audit.runner import CheckRequest
+
+EXIT = {"pass": 0, "fail": 1, "error": 1}
+
+
+class BadInput(click.ClickException):
+    exit_code = 2
+
+
+def log(msg: str) -> None:
+    click.echo(f"audit: {msg}", err=True)
+
+
+def guarded(fn):
+    """Run ``fn``; user-fixable errors become one line on stderr and exit code 2."""
+    try:
+        return fn()
+    except AuditError as exc:
+        raise BadInput(exc.message) from None
+
+
+def parse_csv(value: str | None) -> tuple[str, ...] | None:
+    return tuple(v.strip() for v in value.split(",") if v.strip()) if value else None
+
+
+def parse_label_map(value: str | None) -> dict[str, str] | None:
+    if not value:
+        return None
+    pairs = [p.split("=", 1) for p in value.split(",") if p.strip()]
+    if any(len(p) != 2 for p in pairs):
+        raise BadInput("--label-map: expected MODEL_LABEL=SUITE_LABEL pairs separated by commas")
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def engine_options(fn):
+    """Options shared by every command that scores text."""
+    for opt in reversed([
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+                     help="Where the engine runs; auto picks CUDA when torch sees a GPU."),
+        click.option("--batch-size", type=click.IntRange(1),
+                     help="Most sequences per batch [default: 64 on CPU, 256 on CUDA]."),
+        click.option("--batch-tokens", type=click.IntRange(16),
+                     help="Most padded tokens per batch; batches are cut by length [default: 4096 CPU, 65536 CUDA]."),
+        click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
+                     show_default=True, help="Folder for report.json and report.md."),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
+def finish(report: dict, out: Path) -> None:
+    """Print the verdict and gate lines, then exit with the verdict's code."""
+    for g in report["gates"]:
+        click.echo(f"  [{g['status'].upper():7}] {g['name']}: {g['message']}")
+    for name, p in report["probes"].items():
+        if p["status"] == "error":
+            click.echo(f"  [ERROR  ] probe {name}: {p['error']}")
+    click.echo(f"verdict: {report['verdict'].upper()}  (report: {out / 'report.md'}, {out / 'report.json'})")
+    sys.exit(EXIT[report["verdict"]])
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="audit")
+def main():
+    """Audit a (compressed) text classifier against the benchmark it claims: contamination,
+    calibration, robustness and regressions against its baseline, with a pass/fail verdict."""
+
+
+@main.command()
+@click.argument("model")
+@click.option("--benchmark", "-b", required=True, help="Built-in suite name (see `audit suites`) or a suite YAML path.")
+@click.option("--baseline", help="The uncompressed model to compare against (directory or hub id).")
+@click.option("--train-data", multiple=True, type=click.Path(path_type=Path),
+              help="Training corpus file(s) for the contamination and long-tail probes; repeatable.")
+@click.option("--probes", help="Comma-separated probes to run instead of the suite's list.")
+@engine_options
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for every random choice.")
+@click.option("--limit", type=click.IntRange(1), help="Score a seeded sample of this many eval examples.")
+@click.option("--label-map", help="MODEL_LABEL=SUITE_LABEL,... when label names differ.")
+@click.option("--strict", is_flag=True, help="Re-raise a probe's exception instead of reporting it as ERROR.")
+@click.option("--allow-unsafe", is_flag=True, help="Allow pickle checkpoints and trust_remote_code models.")
+@click.option("--no-cache", is_flag=True, help="Do not read or write the on-disk prediction cache.")
+def check(model, benchmark, baseline, train_data, probes, device, batch_size, batch_tokens, out, seed, limit,
+          label_map, strict, allow_unsafe, no_cache):
+    """Audit MODEL on a benchmark suite and write a report; exit 0 pass, 1 fail, 2 bad input."""
+    from audit.engine import EngineConfig
+    from audit.runner import check as run_check
+
+    req = CheckRequest(model=model, benchmark=benchmark, baseline=baseline, train_data=train_data,
+                       probes=parse_csv(probes), out=out, seed=seed, limit=limit, strict=strict,
+                       allow_unsafe=allow_unsafe, label_map=parse_label_map(label_map), use_cache=not no_cache,
+                       engine=EngineConfig(device=device, batch_size=batch_size, batch_tokens=batch_tokens))
+    finish(guarded(lambda: run_check(req, log)), out)
+
+
+@main.command()
+def suites():
+    """List the built-in benchmark suites."""
+    from audit import suite as suite_mod
+
+    def show():
+        for name, path in suite_mod.builtin_suites().items():
+            s = suite_mod.load(str(path))
+            click.echo(f"{name:12} {s.description}  [{', '.join(s.probes)}]")
+
+    guarded(show)
+
+
+@main.command()
+@click.argument("suite_file", type=click.Path(path_type=Path))
+def validate(suite_file):
+    """Validate a suite YAML (keys, data files, probes, gates) without loading any model."""
+    from audit import suite as suite_mod
+
+    s = guarded(lambda: suite_mod.load(str(suite_file)))
+    click.echo(f"{suite_file}: ok ({s.name}: {len(s.labels)} labels, {len(s.probes)} probes, {len(s.gates)} gates, "
+               f"{len(s.shift_sets)} shift sets)")
+
+
+@main.command()
+@click.argument("model")
+@click.option("--method", required=True, help="int8 | fp16 | bf16 | prune:FRACTION (e.g. prune:0.5).")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output directory.")
+@click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+@click.option("--allow-unsafe", is_flag=True, help="Allow pickle checkpoints and trust_remote_code models.")
+def compress(model, method, out, overwrite, allow_unsafe):
+    """Write a compressed variant of MODEL that `audit check` can load back."""
+    from audit.compress import compress as run_compress, parse_method
+    from audit.models import load_model
+
+    def run():
+        parse_method(method)  # reject a bad method before loading the model
+        return run_compress(load_model(model, allow_unsafe=allow_unsafe), method, out, overwrite)
+
+    recipe = guarded(run)
+    extra = f", sparsity {recipe['measured_sparsity']:.3f}" if "measured_sparsity" in recipe else ""
+    click.echo(f"wrote {out} ({recipe['method']}{extra})")
+
+
+@main.command()
+@engine_options
+def demo(device, batch_size, batch_tokens, out):
+    """Fine-tune the packaged MiniLM on SST-2, compress it to int8, and audit int8 vs fp32 on sst2."""
+    from audit.demo import BENCHMARK, demo_models
+    from audit.engine import EngineConfig
+    from audit.runner import check as run_check
+
+    def run():
+        baseline, int8 = demo_models(log)
+        req = CheckRequest(model=str(int8), baseline=str(baseline), benchmark=BENCHMARK, out=out,
+                           engine=EngineConfig(device=device, batch_size=batch_size, batch_tokens=batch_tokens))
+        return run_check(req, log)
+
+    finish(guarded(run), out)

@@ -1,0 +1,52 @@
+"""Reproducibility manifest: command, seed, versions, device, and hashes of everything read."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+from audit.data import sha256_file
+
+PACKAGES = ("audit", "torch", "transformers", "tokenizers", "numpy", "scikit-learn", "scipy", "datasets",
+            "datasketch", "safetensors")
+
+
+def package_versions() -> dict[str, str | None]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def device_info(device) -> dict:
+    import torch
+
+    info = {"type": device.type, "torch_threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine()}
+    if device.type == "cuda":
+        info["name"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def file_hashes(paths) -> dict[str, str]:
+    return {str(p): sha256_file(Path(p)) for p in paths if not str(p).startswith("hf:")}
+
+
+def build(*, argv: list[str], seed: int, device, suite, data_paths, engine_config: dict) -> dict:
+    return {
+        "command": argv,
+        "seed": seed,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": package_versions(),
+        "device": device_info(device),
+        "engine": engine_config,
+        "suite": {"path": str(suite.path), "sha256": suite.sha256(), "files": file_hashes(suite.files)},
+        "data": file_hashes(data_paths),
+    }

@@ -1,0 +1,1 @@
+"""Pure metric functions: arrays in, float out; validated once at the boundary."""

@@ -1,0 +1,39 @@
+"""Label-based metrics. ``*_score``: higher is better; ``*_rate``: lower is better."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import accuracy_score as _accuracy
+from sklearn.metrics import f1_score, recall_score
+
+
+def check_labels(*arrays: np.ndarray, names: tuple[str, ...] = ("y_true", "y_pred")) -> list[np.ndarray]:
+    """One validation template for every label metric: 1-D integer arrays of equal, non-zero length."""
+    out = [np.asarray(a) for a in arrays]
+    for name, a in zip(names, out):
+        if a.ndim != 1 or a.size == 0 or not np.issubdtype(a.dtype, np.integer):
+            raise ValueError(f"{name} must be a non-empty 1-D array of integer labels, got shape {a.shape} dtype {a.dtype}")
+    if len({a.size for a in out}) != 1:
+        raise ValueError(f"{' and '.join(names)} must have the same length, got {[a.size for a in out]}")
+    return out
+
+
+def accuracy_score(y_true, y_pred) -> float:
+    y_true, y_pred = check_labels(y_true, y_pred)
+    return float(_accuracy(y_true, y_pred))
+
+
+def macro_f1_score(y_true, y_pred, n_classes: int) -> float:
+    y_true, y_pred = check_labels(y_true, y_pred)
+    return float(f1_score(y_true, y_pred, labels=list(range(n_classes)), average="macro", zero_division=0))
+
+
+def recall_per_class(y_true, y_pred, n_classes: int) -> np.ndarray:
+    y_true, y_pred = check_labels(y_true, y_pred)
+    return recall_score(y_true, y_pred, labels=list(range(n_classes)), average=None, zero_division=0)
+
+
+def flip_rate(pred_a, pred_b) -> float:
+    """Share of examples whose predicted label differs between two models."""
+    pred_a, pred_b = check_labels(pred_a, pred_b, names=("pred_a", "pred_b"))
+    return float(np.mean(pred_a != pred_b))

@@ -1,0 +1,3 @@
+"""Built-in probes; importing this package registers them (see audit.registry)."""
+
+from audit.probes import accuracy, comparison  # noqa: F401

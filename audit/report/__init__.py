@@ -1,0 +1,49 @@
+"""Report writers. All files of one report are rendered first, then moved into place atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from audit.report import markdown
+
+SCHEMA_VERSION = "1.0"
+
+
+def _json_default(obj):
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def render_all(report: dict) -> dict[str, str]:
+    return {
+        "report.json": json.dumps(report, indent=2, default=_json_default, allow_nan=True) + "\n",
+        "report.md": markdown.render(report),
+    }
+
+
+def write_all(report: dict, out: Path) -> list[Path]:
+    """Render every file, then replace each in one step, so no reader sees a half-written report."""
+    files = render_all(report)
+    out.mkdir(parents=True, exist_ok=True)
+    staged = []
+    try:
+        for name, text in files.items():
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=out)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            staged.append((tmp, out / name))
+        for tmp, final in staged:
+            os.replace(tmp, final)
+    finally:
+        for tmp, _ in staged:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return [final for _, final in staged]

@@ -1,0 +1,56 @@
+"""report.md: short enough for a pull-request comment."""
+
+from __future__ import annotations
+
+STATUS_MARK = {"pass": "✅ pass", "fail": "❌ fail", "skipped": "⏭ skipped", "error": "⚠️ error", "ok": "ok"}
+
+
+def cell(value, limit: int = 160) -> str:
+    """A table cell: numbers to 4 significant digits, text escaped for Markdown and shortened."""
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    text = " ".join(str(value).split())
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    for ch in "\\|`*_<>[]":
+        text = text.replace(ch, "\\" + ch)
+    return text
+
+
+def table(header: list[str], rows: list[list]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+
+
+def render(report: dict) -> str:
+    model, base, bench = report["model"], report.get("baseline"), report["benchmark"]
+    lines = [f"# audit: {report['verdict'].upper()}", ""]
+    who = f"model `{model['path']}` (`{model['fingerprint'][:12]}`)"
+    if base:
+        who += f" vs baseline `{base['path']}` (`{base['fingerprint'][:12]}`)"
+    lines += [f"{who} on **{bench['name']}** ({bench['n_eval']} eval examples"
+              + (f", sampled from {bench['n_eval_total']}" if bench["n_eval"] != bench["n_eval_total"] else "") + ").", ""]
+    lines += ["## Gates", ""]
+    lines += table(["gate", "metric", "threshold", "observed", "severity", "status"],
+                   [[g["name"], g["metric"], ", ".join(f"{k} {v:g}" for k, v in g["threshold"].items()),
+                     g["observed"], g["severity"], STATUS_MARK.get(g["status"], g["status"])] for g in report["gates"]])
+    for name, section in report["probes"].items():
+        lines += ["", f"## {name} ({section['status']})", ""]
+        if section["status"] != "ok":
+            lines.append(section.get("reason") or section.get("error") or "")
+            continue
+        base_m, deltas = section.get("baseline_metrics"), section.get("deltas") or {}
+        header = ["metric", "model"] + (["baseline", "delta"] if base_m else [])
+        lines += table(header, [[k, v] + ([base_m.get(k), deltas.get(k)] if base_m else [])
+                                for k, v in section["metrics"].items()])
+        flipped = section.get("details", {}).get("flipped_examples")
+        if flipped:
+            lines += ["", f"First {min(5, len(flipped))} flipped examples:", ""]
+            lines += table(["row", "text", "label", "model", "baseline"],
+                           [[e["row"], e["text"], e["label"], e["model"], e["baseline"]] for e in flipped[:5]])
+    m = report["manifest"]
+    lines += ["", "## Reproduce", "", "```", " ".join(m["command"]), "```",
+              f"seed {m['seed']} · audit {m['packages'].get('audit')} · torch {m['packages'].get('torch')} · "
+              f"transformers {m['packages'].get('transformers')} · device {m['device']['type']}", ""]
+    return "\n".join(lines)

@@ -1,0 +1,128 @@
+"""`audit check` as a function: suite → data → models → engine → probes → gates → report.
+
+Everything that can be wrong with the input (suite, data, probe names, model files, labels)
+is checked before the first model forward pass, so bad input never leaves a partial report.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from audit import gates as gates_mod
+from audit import manifest, registry, report, suite as suite_mod
+from audit.cache import PredictionCache
+from audit.context import ProbeContext
+from audit.data import read_split
+from audit.engine import Engine, EngineConfig, Scorer
+from audit.errors import AuditError
+from audit.models import align_labels, load_model
+
+
+@dataclass
+class CheckRequest:
+    model: str
+    benchmark: str
+    baseline: str | None = None
+    train_data: tuple[Path, ...] = ()
+    probes: tuple[str, ...] | None = None  # None: the suite's probes
+    out: Path = Path("reports")
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    seed: int = 0
+    limit: int | None = None
+    strict: bool = False
+    allow_unsafe: bool = False
+    label_map: dict[str, str] | None = None
+    use_cache: bool = True
+    argv: list[str] = field(default_factory=lambda: list(sys.argv))
+
+
+def select_probes(suite, names) -> dict[str, dict]:
+    """The suite's probes, or the ``--probes`` subset (suite parameters kept, defaults otherwise)."""
+    if names is None:
+        return dict(suite.probes)
+    for name in names:
+        registry.get(name, "--probes")
+    return {name: suite.probes.get(name, {}) for name in names}
+
+
+def sample_eval(split, limit: int | None, seed: int):
+    """A seeded sample of ``limit`` eval items (in source order), or the whole split."""
+    if limit is None or limit >= len(split):
+        return split
+    if limit < 1:
+        raise AuditError("--limit must be at least 1", "--limit", "e.g. --limit 200")
+    idx = np.sort(np.random.default_rng(seed).choice(len(split), size=limit, replace=False))
+    return split.subset(idx)
+
+
+def run_probe(name: str, params: dict, ctx: ProbeContext, strict: bool) -> dict:
+    probe = registry.get(name)
+    if probe.needs_baseline and ctx.baseline is None:
+        return {"status": "skipped", "reason": "needs --baseline", "metrics": {}}
+    try:
+        result = probe.fn(ctx, **params)
+    except Exception as exc:  # a failing probe becomes an ERROR section, not a crash
+        if strict:
+            raise
+        return {"status": "error", "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
+                "metrics": {}}
+    section = {"status": "ok", "params": {**probe.params, **params}, "metrics": result.metrics}
+    if result.baseline_metrics is not None:
+        section["baseline_metrics"] = result.baseline_metrics
+        section["deltas"] = {k: v - result.baseline_metrics[k] for k, v in result.metrics.items()
+                             if k in result.baseline_metrics}
+    section["details"] = result.details
+    return section
+
+
+def check(req: CheckRequest, log=lambda msg: None) -> dict:
+    """Run an audit and write its report; returns the report dict."""
+    suite = suite_mod.load(req.benchmark)
+    probes = select_probes(suite, req.probes)
+    for path in req.train_data:
+        if not Path(path).exists():
+            raise AuditError("training data not found", str(path), "check the --train-data path")
+    eval_full = read_split(suite.eval, suite.labels)
+    eval_split = sample_eval(eval_full, req.limit, req.seed)
+    engine = Engine(EngineConfig(**{**asdict(req.engine), "max_length": req.engine.max_length or suite.max_length}),
+                    PredictionCache() if req.use_cache else None)
+
+    def scorer(source: str, role: str) -> Scorer:
+        log(f"loading {role} {source}")
+        model = load_model(source, allow_unsafe=req.allow_unsafe)
+        columns, how = align_labels(model.labels, suite.labels, req.label_map, where=source)
+        return Scorer(engine, model, columns, role, how)
+
+    model = scorer(req.model, "model")
+    baseline = scorer(req.baseline, "baseline") if req.baseline else None
+    ctx = ProbeContext(suite, eval_split, model, baseline, req.seed, tuple(Path(p) for p in req.train_data))
+
+    sections = {}
+    for name, params in probes.items():
+        log(f"probe {name}")
+        sections[name] = run_probe(name, params, ctx, req.strict)
+    gate_results = [gates_mod.evaluate(g, sections) for g in suite.gates]
+
+    data_paths = [suite.eval.path] + ([suite.reference.path] if suite.reference else []) + list(req.train_data)
+    result = {
+        "schema_version": report.SCHEMA_VERSION,
+        "verdict": gates_mod.verdict(gate_results, sections),
+        "benchmark": {"name": suite.name, "suite": str(suite.path), "labels": list(suite.labels),
+                      "n_eval": len(eval_split), "n_eval_total": len(eval_full),
+                      "sampled_rows": eval_split.rows.tolist() if req.limit and len(eval_split) < len(eval_full) else None},
+        "model": model.describe(),
+        "baseline": baseline.describe() if baseline else None,
+        "probes": sections,
+        "gates": gate_results,
+        "engine_stats": engine.stats.as_dict(),
+        "manifest": manifest.build(argv=req.argv, seed=req.seed, device=engine.device, suite=suite,
+                                   data_paths=data_paths,
+                                   engine_config={**asdict(engine.config), "batching": engine.batching()}),
+    }
+    report.write_all(result, req.out)
+    return result

@@ -1,0 +1,81 @@
+"""Tiny deterministic fixtures: a 2-layer random BERT with a word-level vocab, and 64-row SST-2 data."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SST2_DEV = ROOT / "suites" / "data" / "sst2" / "dev.tsv"
+
+
+def sst2_rows(n: int = 64) -> list[tuple[str, str]]:
+    with open(SST2_DEV, encoding="utf-8", newline="") as f:
+        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+        next(reader)
+        return [(t, y) for t, y in list(reader)[:n]]
+
+
+def write_tsv(path: Path, rows, header=("sentence", "label")) -> Path:
+    path.write_text("\n".join(["\t".join(header)] + ["\t".join(r) for r in rows]) + "\n", encoding="utf-8")
+    return path
+
+
+def build_tiny_bert(directory: Path, seed: int = 0, labels=("negative", "positive")) -> Path:
+    """A 2-layer BERT (hidden 32) with random weights and a vocab of the fixture's words."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    words = sorted({w for text, _ in sst2_rows() for w in text.lower().split()})
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(directory / "vocab.txt"), model_max_length=128)
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=len(words) + 5, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128, num_labels=len(labels),
+                        id2label=dict(enumerate(labels)), label2id={lab: i for i, lab in enumerate(labels)})
+    model = BertForSequenceClassification(config).eval()
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch):
+    """Every test gets its own prediction cache and demo cache."""
+    monkeypatch.setenv("AUDIT_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    return build_tiny_bert(tmp_path_factory.mktemp("models") / "tiny-bert")
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_other(tmp_path_factory) -> Path:
+    """A second random BERT (another seed): a stand-in for a compressed model that disagrees."""
+    return build_tiny_bert(tmp_path_factory.mktemp("models") / "tiny-bert-other", seed=1)
+
+
+@pytest.fixture
+def tiny_suite(tmp_path) -> Path:
+    """A 64-row suite in the sst2 format with a gate every random model passes."""
+    write_tsv(tmp_path / "dev.tsv", sst2_rows(64))
+    write_tsv(tmp_path / "train.tsv", sst2_rows(64)[::-1])
+    (tmp_path / "tiny.yaml").write_text("""\
+name: tiny
+description: 64 SST-2 dev sentences
+labels: [negative, positive]
+data:
+  eval: {path: dev.tsv, text_field: sentence, label_field: label, label_map: {0: negative, 1: positive}}
+  reference: {path: train.tsv, text_field: sentence, label_field: label, label_map: {0: negative, 1: positive}}
+probes:
+  accuracy: {}
+  comparison: {}
+gates:
+  - {name: accuracy-floor, metric: accuracy.accuracy, min: 0.0}
+  - {name: flip-rate, metric: comparison.flip_rate, max: 1.0}
+""")
+    return tmp_path / "tiny.yaml"

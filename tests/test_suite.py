@@ -1,0 +1,84 @@
+from pathlib import Path
+
+import pytest
+
+from audit import suite as suite_mod
+from audit.errors import SpecError
+
+
+def write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
+    (tmp_path / name).write_text(text)
+    return tmp_path / name
+
+
+def test_builtin_sst2_loads_with_includes():
+    s = suite_mod.load("sst2")
+    assert s.labels == ("negative", "positive")
+    assert set(s.probes) >= {"accuracy", "comparison"}
+    names = {g.name for g in s.gates}
+    assert {"accuracy-floor", "accuracy-drop", "flip-rate"} <= names  # own gate + two from _defaults.yaml
+    assert Path(s.eval.path).is_file() and Path(s.reference.path).is_file()
+    assert set(s.shift_sets) == {"imdb_original", "imdb_contrast", "amazon_books", "amazon_dvd"}
+    assert len(s.files) == 2 and len(s.sha256()) == 64
+
+
+def test_unknown_top_level_key_names_file_key_and_fix(tiny_suite):
+    bad = write(tiny_suite.parent, tiny_suite.read_text() + "gate: []\n", "bad.yaml")
+    with pytest.raises(SpecError) as err:
+        suite_mod.load(str(bad))
+    assert str(bad) in err.value.message and "'gate'" in err.value.message and "did you mean 'gates'" in err.value.message
+
+
+def test_unknown_probe_and_probe_parameter(tiny_suite):
+    text = tiny_suite.read_text()
+    with pytest.raises(SpecError, match="unknown probe 'acuracy'.*did you mean 'accuracy'"):
+        suite_mod.load(str(write(tiny_suite.parent, text.replace("  accuracy: {}", "  acuracy: {}"), "a.yaml")))
+    with pytest.raises(SpecError, match="probes.comparison.*unknown parameter 'max_exmples'"):
+        suite_mod.load(str(write(tiny_suite.parent, text.replace("comparison: {}", "comparison: {max_exmples: 3}"), "b.yaml")))
+
+
+def test_gate_must_name_a_known_metric_of_a_run_probe(tiny_suite):
+    text = tiny_suite.read_text()
+    with pytest.raises(SpecError, match="has no metric 'accurcy'.*did you mean 'accuracy'"):
+        suite_mod.load(str(write(tiny_suite.parent, text.replace("metric: accuracy.accuracy", "metric: accuracy.accurcy"), "c.yaml")))
+    with pytest.raises(SpecError, match="gates\\[0\\]: unknown key 'minimum'.*did you mean 'min'"):
+        suite_mod.load(str(write(tiny_suite.parent, text.replace("min: 0.0", "minimum: 0.0"), "d.yaml")))
+    with pytest.raises(SpecError, match="needs a numeric 'min' or 'max'"):
+        suite_mod.load(str(write(tiny_suite.parent, text.replace("min: 0.0", "min: low"), "d2.yaml")))
+    assert suite_mod.load(str(tiny_suite)).gates[0].threshold == {"min": 0.0}
+
+
+def test_missing_data_file_and_bad_label_map(tiny_suite):
+    text = tiny_suite.read_text()
+    with pytest.raises(SpecError, match="data file not found"):
+        suite_mod.load(str(write(tiny_suite.parent, text.replace("path: dev.tsv", "path: nope.tsv"), "e.yaml")))
+    with pytest.raises(SpecError, match="unknown label 'pos'"):
+        suite_mod.load(str(write(tiny_suite.parent, text.replace("1: positive}}\n  reference", "1: pos}}\n  reference"), "f.yaml")))
+
+
+def test_include_merges_and_gates_override_by_name(tmp_path, tiny_suite):
+    base = write(tmp_path, "probes: {accuracy: {}}\ngates:\n  - {name: floor, metric: accuracy.accuracy, min: 0.5}\n", "_base.yaml")
+    child = write(tmp_path, f"""include: {base.name}
+labels: [negative, positive]
+data:
+  eval: {{path: {tiny_suite.parent / 'dev.tsv'}, text_field: sentence, label_field: label, label_map: {{0: negative, 1: positive}}}}
+gates:
+  - {{name: floor, metric: accuracy.accuracy, min: 0.7}}
+""", "child.yaml")
+    s = suite_mod.load(str(child))
+    assert [(g.name, g.min) for g in s.gates] == [("floor", 0.7)]
+    assert s.files == (child.resolve(), base.resolve())
+
+
+def test_include_cycle_and_invalid_yaml(tmp_path):
+    write(tmp_path, "include: b.yaml\n", "a.yaml")
+    write(tmp_path, "include: a.yaml\n", "b.yaml")
+    with pytest.raises(SpecError, match="include cycle"):
+        suite_mod.load(str(tmp_path / "a.yaml"))
+    with pytest.raises(SpecError, match=r"invalid YAML"):
+        suite_mod.load(str(write(tmp_path, "labels: [a, b\n", "broken.yaml")))
+
+
+def test_unknown_builtin_name_suggests():
+    with pytest.raises(SpecError, match="did you mean 'sst2'"):
+        suite_mod.load("sst-2")
