@@ -29,31 +29,27 @@ def test_unknown_top_level_key_names_file_key_and_fix(tiny_suite):
     assert str(bad) in err.value.message and "'gate'" in err.value.message and "did you mean 'gates'" in err.value.message
 
 
-def test_unknown_probe_and_probe_parameter(tiny_suite):
-    text = tiny_suite.read_text()
-    with pytest.raises(SpecError, match="unknown probe 'acuracy'.*did you mean 'accuracy'"):
-        suite_mod.load(str(write(tiny_suite.parent, text.replace("  accuracy: {}", "  acuracy: {}"), "a.yaml")))
-    with pytest.raises(SpecError, match="probes.comparison.*unknown parameter 'max_exmples'"):
-        suite_mod.load(str(write(tiny_suite.parent, text.replace("comparison: {}", "comparison: {max_exmples: 3}"), "b.yaml")))
+BAD_EDITS = [  # (text to replace, replacement, the error it must give)
+    ("  accuracy: {}", "  acuracy: {}", "unknown probe 'acuracy'.*did you mean 'accuracy'"),
+    ("comparison: {}", "comparison: {max_exmples: 3}", "probes.comparison.*unknown parameter 'max_exmples'"),
+    ("metric: accuracy.accuracy", "metric: accuracy.accurcy", "has no metric 'accurcy'.*did you mean 'accuracy'"),
+    ("min: 0.0", "minimum: 0.0", "gates\\[0\\]: unknown key 'minimum'.*did you mean 'min'"),
+    ("min: 0.0", "min: low", "needs a numeric 'min' or 'max'"),
+    ("path: dev.tsv", "path: nope.tsv", "data file not found"),
+    ("1: positive}}\n  reference", "1: pos}}\n  reference", "unknown label 'pos'"),
+]
 
 
-def test_gate_must_name_a_known_metric_of_a_run_probe(tiny_suite):
+@pytest.mark.parametrize("old,new,error", BAD_EDITS)
+def test_bad_suite_edits_name_the_key_and_the_fix(tiny_suite, old, new, error):
     text = tiny_suite.read_text()
-    with pytest.raises(SpecError, match="has no metric 'accurcy'.*did you mean 'accuracy'"):
-        suite_mod.load(str(write(tiny_suite.parent, text.replace("metric: accuracy.accuracy", "metric: accuracy.accurcy"), "c.yaml")))
-    with pytest.raises(SpecError, match="gates\\[0\\]: unknown key 'minimum'.*did you mean 'min'"):
-        suite_mod.load(str(write(tiny_suite.parent, text.replace("min: 0.0", "minimum: 0.0"), "d.yaml")))
-    with pytest.raises(SpecError, match="needs a numeric 'min' or 'max'"):
-        suite_mod.load(str(write(tiny_suite.parent, text.replace("min: 0.0", "min: low"), "d2.yaml")))
+    assert old in text
+    with pytest.raises(SpecError, match=error):
+        suite_mod.load(str(write(tiny_suite.parent, text.replace(old, new), "bad.yaml")))
+
+
+def test_good_gate_threshold_is_echoed(tiny_suite):
     assert suite_mod.load(str(tiny_suite)).gates[0].threshold == {"min": 0.0}
-
-
-def test_missing_data_file_and_bad_label_map(tiny_suite):
-    text = tiny_suite.read_text()
-    with pytest.raises(SpecError, match="data file not found"):
-        suite_mod.load(str(write(tiny_suite.parent, text.replace("path: dev.tsv", "path: nope.tsv"), "e.yaml")))
-    with pytest.raises(SpecError, match="unknown label 'pos'"):
-        suite_mod.load(str(write(tiny_suite.parent, text.replace("1: positive}}\n  reference", "1: pos}}\n  reference"), "f.yaml")))
 
 
 def test_include_merges_and_gates_override_by_name(tmp_path, tiny_suite):
