@@ -107,6 +107,33 @@ def check(model, benchmark, baseline, train_data, probes, device, batch_size, ba
 
 
 @main.command()
+@click.option("--benchmark", "-b", required=True, help="Built-in suite name (see `audit suites`) or a suite YAML path.")
+@click.option("--train-data", multiple=True,
+              help="Corpus file, folder, glob or hf: id (.txt one document per line, .jsonl, .csv, .tsv, .parquet, "
+                   ".gz); repeatable. The suite's own training split is always scanned too.")
+@click.option("--text-field", help="Field or column holding the text in jsonl/csv/tsv/parquet corpora [default: text].")
+@click.option("--threshold", type=click.FloatRange(0, 1), help="Jaccard at or above which an item counts as contaminated [suite, else 0.8].")
+@click.option("--containment-threshold", type=click.FloatRange(0, 1),
+              help="Share of an item's shingles found in one document that counts as contaminated [suite, else 0.8].")
+@click.option("--shingle-size", type=click.IntRange(1), help="Words per shingle [suite, else 5].")
+@click.option("--num-perm", type=click.IntRange(16), help="MinHash permutations [suite, else 128].")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"), show_default=True,
+              help="Folder for report.json and report.md.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for MinHash and --limit sampling.")
+@click.option("--limit", type=click.IntRange(1), help="Scan a seeded sample of this many eval examples.")
+def contamination(benchmark, train_data, text_field, threshold, containment_threshold, shingle_size, num_perm, out,
+                  seed, limit):
+    """Search a benchmark's eval split in training corpora (no model needed); exit 1 if a gate fails."""
+    from audit.runner import contamination as run_contamination
+
+    params = {k: v for k, v in {"jaccard_threshold": threshold, "containment_threshold": containment_threshold,
+                                "shingle_size": shingle_size, "num_perm": num_perm, "text_field": text_field}.items()
+              if v is not None}
+    req = CheckRequest(model="", benchmark=benchmark, train_data=train_data, out=out, seed=seed, limit=limit)
+    finish(guarded(lambda: run_contamination(req, params, log)), out)
+
+
+@main.command()
 def suites():
     """List the built-in benchmark suites."""
     from audit import suite as suite_mod

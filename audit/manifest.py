@@ -11,7 +11,7 @@ from pathlib import Path
 from audit.data import sha256_file
 
 PACKAGES = ("audit", "torch", "transformers", "tokenizers", "numpy", "scikit-learn", "scipy", "datasets",
-            "datasketch", "safetensors")
+            "datasketch", "numba", "safetensors")
 
 
 def package_versions() -> dict[str, str | None]:
@@ -25,6 +25,8 @@ def package_versions() -> dict[str, str | None]:
 
 
 def device_info(device) -> dict:
+    if device is None:  # a run without a model (audit contamination)
+        return {"type": "none", "cpu": platform.processor() or platform.machine()}
     import torch
 
     info = {"type": device.type, "torch_threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine()}

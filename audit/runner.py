@@ -66,6 +66,8 @@ def run_probe(name: str, params: dict, ctx: ProbeContext, strict: bool) -> dict:
         return {"status": "skipped", "reason": "needs --baseline", "metrics": {}}
     try:
         result = probe.fn(ctx, **params)
+    except AuditError:  # bad input found mid-run (e.g. a corrupt corpus line): exit 2, no report
+        raise
     except Exception as exc:  # a failing probe becomes an ERROR section, not a crash
         if strict:
             raise
@@ -75,18 +77,23 @@ def run_probe(name: str, params: dict, ctx: ProbeContext, strict: bool) -> dict:
     if result.baseline_metrics is not None:
         section["baseline_metrics"] = result.baseline_metrics
         section["deltas"] = {k: v - result.baseline_metrics[k] for k, v in result.metrics.items()
-                             if k in result.baseline_metrics}
+                             if v is not None and result.baseline_metrics.get(k) is not None}
     section["details"] = result.details
     return section
+
+
+def train_files(paths) -> list[str]:
+    """The files behind --train-data (files, folders, globs, hf: ids); bad paths fail before any model loads."""
+    from audit.contamination.corpus import expand
+
+    return [s.path for s in expand(paths)]
 
 
 def check(req: CheckRequest, log=lambda msg: None) -> dict:
     """Run an audit and write its report; returns the report dict."""
     suite = suite_mod.load(req.benchmark)
     probes = select_probes(suite, req.probes)
-    for path in req.train_data:
-        if not Path(path).exists():
-            raise AuditError("training data not found", str(path), "check the --train-data path")
+    train_files(req.train_data)
     eval_full = read_split(suite.eval, suite.labels)
     eval_split = sample_eval(eval_full, req.limit, req.seed)
     engine = Engine(EngineConfig(**{**asdict(req.engine), "max_length": req.engine.max_length or suite.max_length}),
@@ -101,28 +108,47 @@ def check(req: CheckRequest, log=lambda msg: None) -> dict:
     model = scorer(req.model, "model")
     baseline = scorer(req.baseline, "baseline") if req.baseline else None
     ctx = ProbeContext(suite, eval_split, model, baseline, req.seed, tuple(Path(p) for p in req.train_data))
+    return run_and_report(req, ctx, probes, eval_full, engine, log)
 
+
+def run_and_report(req: CheckRequest, ctx: ProbeContext, probes: dict[str, dict], eval_full, engine: Engine | None,
+                   log, gates_of_run_probes_only: bool = False) -> dict:
+    """Run the probes, apply the gates, write the report files; returns the report dict."""
+    suite, eval_split = ctx.suite, ctx.eval
     sections = {}
     for name, params in probes.items():
         log(f"probe {name}")
         sections[name] = run_probe(name, params, ctx, req.strict)
-    gate_results = [gates_mod.evaluate(g, sections) for g in suite.gates]
+    gate_results = [gates_mod.evaluate(g, sections) for g in suite.gates
+                    if g.probe in probes or not gates_of_run_probes_only]
 
-    data_paths = [suite.eval.path] + ([suite.reference.path] if suite.reference else []) + list(req.train_data)
+    data_paths = [suite.eval.path] + ([suite.reference.path] if suite.reference else []) + train_files(req.train_data)
     result = {
         "schema_version": report.SCHEMA_VERSION,
         "verdict": gates_mod.verdict(gate_results, sections),
         "benchmark": {"name": suite.name, "suite": str(suite.path), "labels": list(suite.labels),
                       "n_eval": len(eval_split), "n_eval_total": len(eval_full),
                       "sampled_rows": eval_split.rows.tolist() if req.limit and len(eval_split) < len(eval_full) else None},
-        "model": model.describe(),
-        "baseline": baseline.describe() if baseline else None,
+        "model": ctx.model.describe() if ctx.model else None,
+        "baseline": ctx.baseline.describe() if ctx.baseline else None,
         "probes": sections,
         "gates": gate_results,
-        "engine_stats": engine.stats.as_dict(),
-        "manifest": manifest.build(argv=req.argv, seed=req.seed, device=engine.device, suite=suite,
+        "engine_stats": engine.stats.as_dict() if engine else None,
+        "manifest": manifest.build(argv=req.argv, seed=req.seed, device=engine.device if engine else None, suite=suite,
                                    data_paths=data_paths,
-                                   engine_config={**asdict(engine.config), "batching": engine.batching()}),
+                                   engine_config={**asdict(engine.config), "batching": engine.batching()} if engine else None),
     }
     report.write_all(result, req.out)
     return result
+
+
+def contamination(req: CheckRequest, params: dict, log=lambda msg: None) -> dict:
+    """The contamination probe alone, without a model: for reviewers checking a benchmark against corpora."""
+    suite = suite_mod.load(req.benchmark)
+    train_files(req.train_data)
+    eval_full = read_split(suite.eval, suite.labels)
+    eval_split = sample_eval(eval_full, req.limit, req.seed)
+    registry.get("contamination")
+    ctx = ProbeContext(suite, eval_split, None, None, req.seed, tuple(Path(p) for p in req.train_data))
+    return run_and_report(req, ctx, {"contamination": {**suite.probes.get("contamination", {}), **params}},
+                          eval_full, None, log, gates_of_run_probes_only=True)

@@ -23,10 +23,19 @@ def table(header: list[str], rows: list[list]) -> list[str]:
     return lines + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
 
 
+def contamination_examples(examples: list[dict] | None, limit: int = 10) -> list[str]:
+    if not examples:
+        return []
+    return ["", f"Worst {min(limit, len(examples))} benchmark items by overlap with the training data:", ""] + table(
+        ["row", "benchmark item", "contaminated", "Jaccard", "containment", "corpus", "matched text"],
+        [[e["row"], e["text"], "yes" if e["contaminated"] else "no", e["jaccard"], e["containment"],
+          f"{e['source']}:{e['source_row']}" if e["source"] else "–", e["matched_text"]] for e in examples[:limit]])
+
+
 def render(report: dict) -> str:
     model, base, bench = report["model"], report.get("baseline"), report["benchmark"]
     lines = [f"# audit: {report['verdict'].upper()}", ""]
-    who = f"model `{model['path']}` (`{model['fingerprint'][:12]}`)"
+    who = f"model `{model['path']}` (`{model['fingerprint'][:12]}`)" if model else "no model (data checks only)"
     if base:
         who += f" vs baseline `{base['path']}` (`{base['fingerprint'][:12]}`)"
     lines += [f"{who} on **{bench['name']}** ({bench['n_eval']} eval examples"
@@ -44,6 +53,7 @@ def render(report: dict) -> str:
         header = ["metric", "model"] + (["baseline", "delta"] if base_m else [])
         lines += table(header, [[k, v] + ([base_m.get(k), deltas.get(k)] if base_m else [])
                                 for k, v in section["metrics"].items()])
+        lines += contamination_examples(section.get("details", {}).get("examples") if name == "contamination" else None)
         flipped = section.get("details", {}).get("flipped_examples")
         if flipped:
             lines += ["", f"First {min(5, len(flipped))} flipped examples:", ""]
