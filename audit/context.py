@@ -13,18 +13,20 @@ from audit.suite import Suite
 
 @dataclass
 class ProbeResult:
-    """``metrics`` is a flat dict of floats; ``baseline_metrics`` the same keys for the baseline."""
+    """``metrics`` is a flat dict of floats; ``baseline_metrics`` the same keys for the baseline;
+    ``delta_ci`` a confidence interval of (model - baseline) for metrics where the probe has one."""
 
     metrics: dict[str, float]
     baseline_metrics: dict[str, float] | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    delta_ci: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 @dataclass
 class ProbeContext:
     suite: Suite
     eval: Split
-    model: Scorer
+    model: Scorer | None  # None: a data-only run (audit contamination)
     baseline: Scorer | None
     seed: int
     train_data: tuple[Path, ...] = ()

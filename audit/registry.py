@@ -23,6 +23,7 @@ class Probe:
     metrics: tuple[str, ...]  # metric names; "{label}" expands to each suite label
     needs_baseline: bool
     doc: str
+    lower_is_better: tuple[str, ...] = ()  # every other metric is higher-is-better (used by max_regression gates)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -39,11 +40,12 @@ class Probe:
 _PROBES: dict[str, Probe] = {}
 
 
-def probe(name: str, *, metrics: tuple[str, ...], needs_baseline: bool = False):
+def probe(name: str, *, metrics: tuple[str, ...], needs_baseline: bool = False, lower_is_better: tuple[str, ...] = ()):
     """Register ``fn`` as probe ``name``."""
 
     def register(fn):
-        _PROBES[name] = Probe(name, fn, metrics, needs_baseline, (fn.__doc__ or "").strip().split("\n")[0])
+        _PROBES[name] = Probe(name, fn, metrics, needs_baseline, (fn.__doc__ or "").strip().split("\n")[0],
+                              lower_is_better)
         return fn
 
     return register

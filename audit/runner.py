@@ -73,11 +73,12 @@ def run_probe(name: str, params: dict, ctx: ProbeContext, strict: bool) -> dict:
             raise
         return {"status": "error", "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
                 "metrics": {}}
-    section = {"status": "ok", "params": {**probe.params, **params}, "metrics": result.metrics}
+    section = {"status": "ok", "params": {**probe.params, **params}, "n": len(ctx.eval), "metrics": result.metrics}
     if result.baseline_metrics is not None:
         section["baseline_metrics"] = result.baseline_metrics
         section["deltas"] = {k: v - result.baseline_metrics[k] for k, v in result.metrics.items()
                              if v is not None and result.baseline_metrics.get(k) is not None}
+        section["delta_ci"] = {k: list(v) for k, v in result.delta_ci.items()}
     section["details"] = result.details
     return section
 
@@ -125,7 +126,9 @@ def run_and_report(req: CheckRequest, ctx: ProbeContext, probes: dict[str, dict]
     data_paths = [suite.eval.path] + ([suite.reference.path] if suite.reference else []) + train_files(req.train_data)
     result = {
         "schema_version": report.SCHEMA_VERSION,
-        "verdict": gates_mod.verdict(gate_results, sections),
+        "verdict": gates_mod.verdict(gate_results, sections, suite.inconclusive_fails),
+        "summary": {"findings": gates_mod.findings(gate_results),
+                    "inconclusive": "fail" if suite.inconclusive_fails else "warn"},
         "benchmark": {"name": suite.name, "suite": str(suite.path), "labels": list(suite.labels),
                       "n_eval": len(eval_split), "n_eval_total": len(eval_full),
                       "sampled_rows": eval_split.rows.tolist() if req.limit and len(eval_split) < len(eval_full) else None},

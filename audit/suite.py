@@ -20,10 +20,11 @@ from audit.errors import SpecError
 
 SUITES_DIR = Path(str(importlib.resources.files("audit.suites")))  # the repository's suites/ folder
 
-TOP_KEYS = {"include", "name", "description", "labels", "data", "shift_sets", "probes", "gates", "max_length"}
+TOP_KEYS = {"include", "name", "description", "labels", "data", "shift_sets", "probes", "gates", "max_length",
+            "inconclusive"}
 DATA_KEYS = {"path", "text_field", "label_field", "label_map", "hf_config", "hf_split", "description"}
 SPLITS = {"eval", "reference"}
-GATE_KEYS = {"name", "metric", "min", "max", "severity", "description"}
+GATE_KEYS = {"name", "metric", "min", "max", "max_regression", "confidence", "min_samples", "severity", "description"}
 SEVERITIES = ("fail", "warn")
 
 
@@ -53,6 +54,9 @@ class GateSpec:
     metric: str
     min: float | None = None
     max: float | None = None
+    max_regression: float | None = None  # worst allowed change against the baseline, in the metric's bad direction
+    confidence: float | None = None  # decide on the metric's CI instead of its point estimate
+    min_samples: int | None = None  # fewer eval examples than this: inconclusive
     severity: str = "fail"
     description: str = ""
 
@@ -62,7 +66,8 @@ class GateSpec:
 
     @property
     def threshold(self) -> dict[str, float]:
-        return {k: v for k, v in (("min", self.min), ("max", self.max)) if v is not None}
+        return {k: v for k, v in (("min", self.min), ("max", self.max), ("max_regression", self.max_regression))
+                if v is not None}
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,7 @@ class Suite:
     probes: dict[str, dict[str, Any]]  # probe name -> parameters, in run order
     gates: tuple[GateSpec, ...]
     max_length: int | None = None
+    inconclusive_fails: bool = True  # does an inconclusive blocking gate fail the run?
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def sha256(self) -> str:
@@ -208,10 +214,13 @@ def _build(doc: dict[str, Any], path: Path, files: tuple[Path, ...]) -> Suite:
     max_length = doc.get("max_length")
     if max_length is not None and (not isinstance(max_length, int) or max_length < 8):
         raise SpecError("'max_length' must be an integer ≥ 8", f"{where}: max_length", "e.g. max_length: 128")
+    inconclusive = doc.get("inconclusive", "fail")
+    if inconclusive not in ("fail", "warn"):
+        raise SpecError(f"unknown value '{inconclusive}'", f"{where}: inconclusive", "use fail or warn")
     return Suite(
         name=str(name), description=str(doc.get("description", "")), path=path, files=files, labels=labels,
         eval=splits["eval"], reference=splits.get("reference"), shift_sets=shift_sets, probes=probes,
-        gates=gates, max_length=max_length, raw=doc,
+        gates=gates, max_length=max_length, inconclusive_fails=inconclusive == "fail", raw=doc,
     )
 
 
@@ -272,11 +281,26 @@ def _gate(spec: Any, i: int, probes: dict, labels: tuple[str, ...], where: str) 
     known = registry.get(probe_name).metric_names(labels)
     if metric not in known:
         raise SpecError(f"probe '{probe_name}' has no metric '{metric}'", f"{here}.metric", registry.did_you_mean(metric, known))
-    bounds = {k: spec.get(k) for k in ("min", "max") if spec.get(k) is not None}
+    bounds = {k: spec.get(k) for k in ("min", "max", "max_regression") if spec.get(k) is not None}
     if not bounds or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bounds.values()):
-        raise SpecError("a gate needs a numeric 'min' or 'max'", here, "e.g. max: 0.05")
+        raise SpecError("a gate needs a numeric 'min', 'max' or 'max_regression'", here, "e.g. max: 0.05")
+    if "max_regression" in bounds and len(bounds) > 1:
+        raise SpecError("'max_regression' cannot be combined with 'min' or 'max'", here, "split it into two gates")
     severity = spec.get("severity", "fail")
     if severity not in SEVERITIES:
         raise SpecError(f"unknown severity '{severity}'", f"{here}.severity", "use fail or warn")
-    return GateSpec(name=spec["name"], metric=spec["metric"], severity=severity,
-                    description=str(spec.get("description", "")), **{k: float(v) for k, v in bounds.items()})
+    confidence = spec.get("confidence")
+    if confidence is not None:
+        level = probes[probe_name].get("confidence", registry.get(probe_name).params.get("confidence"))
+        if level is None or "max_regression" not in bounds and f"{metric}_ci_low" not in known:
+            raise SpecError(f"probe '{probe_name}' reports no confidence interval for '{metric}'", f"{here}.confidence",
+                            "remove confidence, or gate a metric that has one")
+        if confidence != level:
+            raise SpecError(f"confidence {confidence} differs from the {level} at which probe '{probe_name}' computes "
+                            "its intervals", f"{here}.confidence", f"use confidence: {level}, or set the probe's confidence")
+    min_samples = spec.get("min_samples")
+    if min_samples is not None and (not isinstance(min_samples, int) or min_samples < 1):
+        raise SpecError("'min_samples' must be a positive integer", f"{here}.min_samples", "e.g. min_samples: 200")
+    return GateSpec(name=spec["name"], metric=spec["metric"], severity=severity, confidence=confidence,
+                    min_samples=min_samples, description=str(spec.get("description", "")),
+                    **{k: float(v) for k, v in bounds.items()})

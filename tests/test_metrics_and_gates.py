@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from audit.gates import evaluate, verdict
+from audit.gates import evaluate, findings, verdict
 from audit.metrics.classification import accuracy_score, flip_rate, macro_f1_score, recall_per_class
 from audit.suite import GateSpec
 
@@ -37,23 +37,70 @@ def test_one_validation_message():
         flip_rate(np.array([0.5]), np.array([1]))
 
 
-def section(**metrics):
-    return {"status": "ok", "metrics": metrics}
+def section(baseline=None, delta_ci=None, n=100, **metrics):
+    out = {"status": "ok", "metrics": metrics, "n": n}
+    if baseline is not None:
+        out["baseline_metrics"] = baseline
+    if delta_ci is not None:
+        out["delta_ci"] = delta_ci
+    return out
+
+
+ACC, FLIP, ECE = "accuracy.accuracy", "comparison.flip_rate", "calibration.ece"
 
 
 @pytest.mark.parametrize("gate, probes, status", [
-    (GateSpec("g", "a.x", min=0.5), {"a": section(x=0.5)}, "pass"),
-    (GateSpec("g", "a.x", min=0.5), {"a": section(x=0.49)}, "fail"),
-    (GateSpec("g", "a.x", max=0.05), {"a": section(x=0.06)}, "fail"),
-    (GateSpec("g", "a.x", min=0.1, max=0.2), {"a": section(x=0.15)}, "pass"),
-    (GateSpec("g", "a.x", max=0.05), {"a": {"status": "skipped", "reason": "needs --baseline", "metrics": {}}}, "skipped"),
-    (GateSpec("g", "a.x", max=0.05), {}, "skipped"),
-    (GateSpec("g", "a.x", max=0.05), {"a": {"status": "error", "metrics": {}}}, "error"),
-    (GateSpec("g", "a.x", max=0.05), {"a": section(x=math.nan)}, "error"),
+    (GateSpec("g", ACC, min=0.5), {"accuracy": section(accuracy=0.5)}, "pass"),
+    (GateSpec("g", ACC, min=0.5), {"accuracy": section(accuracy=0.49)}, "fail"),
+    (GateSpec("g", FLIP, max=0.05), {"comparison": section(flip_rate=0.06)}, "fail"),
+    (GateSpec("g", ACC, min=0.1, max=0.2), {"accuracy": section(accuracy=0.15)}, "pass"),
+    (GateSpec("g", FLIP, max=0.05), {"comparison": {"status": "skipped", "reason": "needs --baseline", "metrics": {}}},
+     "skipped"),
+    (GateSpec("g", FLIP, max=0.05), {}, "skipped"),
+    (GateSpec("g", FLIP, max=0.05), {"comparison": {"status": "error", "metrics": {}}}, "error"),
+    (GateSpec("g", FLIP, max=0.05), {"comparison": section(flip_rate=math.nan)}, "error"),
+    # with confidence: the CI decides
+    (GateSpec("g", FLIP, max=0.05, confidence=0.95),
+     {"comparison": section(flip_rate=0.04, flip_rate_ci_low=0.03, flip_rate_ci_high=0.06)}, "inconclusive"),
+    (GateSpec("g", FLIP, max=0.05, confidence=0.95),
+     {"comparison": section(flip_rate=0.04, flip_rate_ci_low=0.03, flip_rate_ci_high=0.045)}, "pass"),
+    (GateSpec("g", FLIP, max=0.05, confidence=0.95),
+     {"comparison": section(flip_rate=0.08, flip_rate_ci_low=0.06, flip_rate_ci_high=0.1)}, "fail"),
+    (GateSpec("g", FLIP, max=0.05, confidence=0.95, min_samples=500),
+     {"comparison": section(flip_rate=0.01, flip_rate_ci_low=0.0, flip_rate_ci_high=0.02)}, "inconclusive"),
+    # regression against the baseline, in the metric's bad direction
+    (GateSpec("g", ACC, max_regression=0.01), {"accuracy": section(accuracy=0.80, baseline={"accuracy": 0.82})}, "fail"),
+    (GateSpec("g", ACC, max_regression=0.01), {"accuracy": section(accuracy=0.84, baseline={"accuracy": 0.82})}, "pass"),
+    (GateSpec("g", ECE, max_regression=0.02), {"calibration": section(ece=0.10, baseline={"ece": 0.05})}, "fail"),
+    (GateSpec("g", ECE, max_regression=0.02), {"calibration": section(ece=0.01, baseline={"ece": 0.05})}, "pass"),
+    (GateSpec("g", ACC, max_regression=0.01, confidence=0.95),
+     {"accuracy": section(accuracy=0.80, baseline={"accuracy": 0.82}, delta_ci={"accuracy": [-0.03, -0.005]})},
+     "inconclusive"),
+    (GateSpec("g", ACC, max_regression=0.01, confidence=0.95),
+     {"accuracy": section(accuracy=0.80, baseline={"accuracy": 0.85}, delta_ci={"accuracy": [-0.07, -0.03]})}, "fail"),
+    (GateSpec("g", ACC, max_regression=0.01), {"accuracy": section(accuracy=0.8)}, "skipped"),
 ])
 def test_gate_status(gate, probes, status):
     result = evaluate(gate, probes)
-    assert result["status"] == status and result["threshold"] == gate.threshold
+    assert result["status"] == status, result["message"]
+    assert result["threshold"] == gate.threshold
+
+
+def test_regression_ci_is_flipped_into_the_bad_direction():
+    gate = GateSpec("g", ACC, max_regression=0.01, confidence=0.95)
+    result = evaluate(gate, {"accuracy": section(accuracy=0.8, baseline={"accuracy": 0.82},
+                                                 delta_ci={"accuracy": [-0.03, -0.005]})})
+    assert result["observed"] == pytest.approx(0.02) and result["ci"] == [0.005, 0.03]
+
+
+def test_inconclusive_fails_only_when_the_suite_says_so_and_findings_rank_by_risk():
+    gates = [{"name": "w", "severity": "warn", "status": "fail"}, {"name": "i", "severity": "fail", "status": "inconclusive"},
+             {"name": "f", "severity": "fail", "status": "fail"}, {"name": "p", "severity": "fail", "status": "pass"}]
+    for g in gates:
+        g.update(metric="m", observed=0.1, ci=None, message="")
+    assert verdict(gates[:2], {}, inconclusive_fails=True) == "fail"
+    assert verdict(gates[:2], {}, inconclusive_fails=False) == "pass"
+    assert [f["gate"] for f in findings(gates)] == ["f", "i", "w"]
 
 
 def test_verdict_ranks_fail_over_error_and_ignores_warnings():

@@ -34,7 +34,11 @@ BAD_EDITS = [  # (text to replace, replacement, the error it must give)
     ("comparison: {}", "comparison: {max_exmples: 3}", "probes.comparison.*unknown parameter 'max_exmples'"),
     ("metric: accuracy.accuracy", "metric: accuracy.accurcy", "has no metric 'accurcy'.*did you mean 'accuracy'"),
     ("min: 0.0", "minimum: 0.0", "gates\\[0\\]: unknown key 'minimum'.*did you mean 'min'"),
-    ("min: 0.0", "min: low", "needs a numeric 'min' or 'max'"),
+    ("min: 0.0", "min: low", "needs a numeric 'min', 'max' or 'max_regression'"),
+    ("min: 0.0}", "min: 0.0, confidence: 0.95}", "probe 'accuracy' reports no confidence interval for 'accuracy'"),
+    ("max: 1.0}", "max: 1.0, confidence: 0.9}", "confidence 0.9 differs from the 0.95"),
+    ("min: 0.0}", "max_regression: 0.01, min: 0.0}", "cannot be combined"),
+    ("labels: [", "inconclusive: maybe\nlabels: [", "inconclusive: unknown value 'maybe'"),
     ("path: dev.tsv", "path: nope.tsv", "data file not found"),
     ("1: positive}}\n  reference", "1: pos}}\n  reference", "unknown label 'pos'"),
 ]

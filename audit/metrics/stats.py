@@ -1,8 +1,10 @@
-"""Confidence intervals and tests for proportions: pure functions of counts."""
+"""Confidence intervals, tests and divergences: pure functions of counts, labels and probabilities."""
 
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 from scipy import stats
 
@@ -21,3 +23,34 @@ def fisher_exact_p(correct_a: int, n_a: int, correct_b: int, n_b: int) -> float:
         return math.nan
     table = [[correct_a, n_a - correct_a], [correct_b, n_b - correct_b]]
     return float(stats.fisher_exact(table, alternative="two-sided").pvalue)
+
+
+def mcnemar_exact_p(model_only_right: int, baseline_only_right: int) -> float:
+    """Exact McNemar test on the discordant pairs (two-sided binomial, p = 0.5); 1.0 when there are none."""
+    n = model_only_right + baseline_only_right
+    if n == 0:
+        return 1.0
+    return float(stats.binomtest(model_only_right, n, 0.5).pvalue)
+
+
+def bootstrap_ci(statistic, arrays, n_boot: int = 200, confidence: float = 0.95, seed: int = 0
+                 ) -> tuple[float, float]:
+    """Percentile CI of ``statistic(*arrays)`` by resampling rows (paired: one index draw for all arrays)."""
+    n = len(arrays[0])
+    rng = np.random.default_rng(seed)
+    values = [statistic(*(a[idx] for a in arrays)) for idx in rng.integers(0, n, size=(n_boot, n))]
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(values, [alpha, 1 - alpha])
+    return float(low), float(high)
+
+
+def kl_divergence(p, q, eps: float = 1e-12) -> np.ndarray:
+    """Per-row KL(p || q) in nats."""
+    p, q = np.clip(p, eps, 1.0), np.clip(q, eps, 1.0)
+    return (p * (np.log(p) - np.log(q))).sum(axis=1)
+
+
+def js_divergence(p, q) -> np.ndarray:
+    """Per-row Jensen-Shannon divergence in nats (symmetric, at most ln 2)."""
+    m = (np.asarray(p) + np.asarray(q)) / 2
+    return (kl_divergence(p, m) + kl_divergence(q, m)) / 2

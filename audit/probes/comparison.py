@@ -3,19 +3,47 @@ from __future__ import annotations
 import numpy as np
 
 from audit.context import ProbeContext, ProbeResult
-from audit.metrics.classification import accuracy_score, flip_rate
+from audit.metrics.calibration import expected_calibration_error
+from audit.metrics.classification import accuracy_score, flip_rate, recall_per_class
+from audit.metrics.stats import bootstrap_ci, js_divergence, kl_divergence, mcnemar_exact_p, wilson_interval
 from audit.registry import probe
 
 
-@probe("comparison", metrics=("flip_rate", "n_flipped", "accuracy_delta"), needs_baseline=True)
-def comparison(ctx: ProbeContext, *, max_examples: int = 20) -> ProbeResult:
-    """How the model's predictions differ from the baseline's on the eval split."""
-    texts, y = ctx.eval.texts, ctx.eval.labels
-    pred, base = ctx.model.predict(texts), ctx.baseline.predict(texts)
+@probe("comparison", metrics=("flip_rate", "flip_rate_ci_low", "flip_rate_ci_high", "n_flipped", "good_to_bad_rate",
+                              "bad_to_good_rate", "n_good_to_bad", "n_bad_to_good", "accuracy_delta",
+                              "accuracy_delta_ci_low", "accuracy_delta_ci_high", "mcnemar_p_value", "kl_mean", "js_mean",
+                              "ece_delta", "recall_delta_{label}"),
+       needs_baseline=True, lower_is_better=("flip_rate", "n_flipped", "good_to_bad_rate", "n_good_to_bad", "kl_mean",
+                                             "js_mean", "ece_delta"))
+def comparison(ctx: ProbeContext, *, max_examples: int = 20, n_bootstrap: int = 1000,
+               confidence: float = 0.95) -> ProbeResult:
+    """How the model's predictions differ from the baseline's: flips (with direction), accuracy delta
+    with a paired bootstrap CI and McNemar's exact test, KL/JS divergence, calibration and per-class deltas."""
+    texts, y, labels = ctx.eval.texts, ctx.eval.labels, ctx.suite.labels
+    p_model, p_base = ctx.model.proba(texts), ctx.baseline.proba(texts)
+    pred, base = p_model.argmax(axis=1), p_base.argmax(axis=1)
+    right, base_right = pred == y, base == y
+    n = len(y)
     flipped = np.flatnonzero(pred != base)
-    labels = ctx.suite.labels
-    examples = [{"row": int(ctx.eval.rows[i]), "text": texts[i], "label": labels[y[i]],
-                 "model": labels[pred[i]], "baseline": labels[base[i]]} for i in flipped[:max_examples]]
-    metrics = {"flip_rate": flip_rate(pred, base), "n_flipped": float(len(flipped)),
-               "accuracy_delta": accuracy_score(y, pred) - accuracy_score(y, base)}
-    return ProbeResult(metrics, details={"flipped_examples": examples})
+    good_to_bad, bad_to_good = int((base_right & ~right).sum()), int((right & ~base_right).sum())
+    flip_low, flip_high = wilson_interval(len(flipped), n, confidence)
+    acc_low, acc_high = bootstrap_ci(lambda a, b: a.mean() - b.mean(), (right.astype(float), base_right.astype(float)),
+                                     n_bootstrap, confidence, ctx.seed)
+    recall_delta = recall_per_class(y, pred, len(labels)) - recall_per_class(y, base, len(labels))
+    metrics = {
+        "flip_rate": flip_rate(pred, base), "flip_rate_ci_low": flip_low, "flip_rate_ci_high": flip_high,
+        "n_flipped": float(len(flipped)), "good_to_bad_rate": good_to_bad / n, "bad_to_good_rate": bad_to_good / n,
+        "n_good_to_bad": float(good_to_bad), "n_bad_to_good": float(bad_to_good),
+        "accuracy_delta": accuracy_score(y, pred) - accuracy_score(y, base),
+        "accuracy_delta_ci_low": acc_low, "accuracy_delta_ci_high": acc_high,
+        "mcnemar_p_value": mcnemar_exact_p(bad_to_good, good_to_bad),
+        "kl_mean": float(kl_divergence(p_base, p_model).mean()), "js_mean": float(js_divergence(p_base, p_model).mean()),
+        "ece_delta": expected_calibration_error(p_model, y) - expected_calibration_error(p_base, y),
+        **{f"recall_delta_{lab}": float(d) for lab, d in zip(labels, recall_delta)},
+    }
+    forgotten = [i for i in flipped if base_right[i]] + [i for i in flipped if not base_right[i]]
+    examples = [{"row": int(ctx.eval.rows[i]), "text": texts[i], "label": labels[y[i]], "model": labels[pred[i]],
+                 "baseline": labels[base[i]], "direction": "good_to_bad" if base_right[i] else "bad_to_good"
+                 if right[i] else "bad_to_bad", "model_confidence": float(p_model[i].max()),
+                 "baseline_confidence": float(p_base[i].max())} for i in forgotten[:max_examples]]
+    return ProbeResult(metrics, details={"flipped_examples": examples, "confidence": confidence})

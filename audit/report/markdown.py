@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-STATUS_MARK = {"pass": "✅ pass", "fail": "❌ fail", "skipped": "⏭ skipped", "error": "⚠️ error", "ok": "ok"}
+STATUS_MARK = {"pass": "✅ pass", "fail": "❌ fail", "inconclusive": "❔ inconclusive", "skipped": "⏭ skipped",
+               "error": "⚠️ error", "ok": "ok"}
 
 
 def cell(value, limit: int = 160) -> str:
@@ -40,10 +41,16 @@ def render(report: dict) -> str:
         who += f" vs baseline `{base['path']}` (`{base['fingerprint'][:12]}`)"
     lines += [f"{who} on **{bench['name']}** ({bench['n_eval']} eval examples"
               + (f", sampled from {bench['n_eval_total']}" if bench["n_eval"] != bench["n_eval_total"] else "") + ").", ""]
+    findings = report.get("summary", {}).get("findings", [])
+    if findings:
+        lines += ["## Findings, by risk", ""]
+        lines += [f"{i}. {STATUS_MARK.get(f['status'], f['status'])} **{cell(f['gate'])}** ({f['severity']}): "
+                  f"{cell(f['message'], 300)}" for i, f in enumerate(findings, 1)] + [""]
     lines += ["## Gates", ""]
-    lines += table(["gate", "metric", "threshold", "observed", "severity", "status"],
+    lines += table(["gate", "metric", "threshold", "observed", "CI", "severity", "status"],
                    [[g["name"], g["metric"], ", ".join(f"{k} {v:g}" for k, v in g["threshold"].items()),
-                     g["observed"], g["severity"], STATUS_MARK.get(g["status"], g["status"])] for g in report["gates"]])
+                     g["observed"], f"[{g['ci'][0]:.4g}, {g['ci'][1]:.4g}]" if g.get("ci") else None, g["severity"],
+                     STATUS_MARK.get(g["status"], g["status"])] for g in report["gates"]])
     for name, section in report["probes"].items():
         lines += ["", f"## {name} ({section['status']})", ""]
         if section["status"] != "ok":

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+
+from audit.context import ProbeContext, ProbeResult
+from audit.metrics import calibration as cal
+from audit.metrics.stats import bootstrap_ci
+from audit.registry import probe
+
+BINNED = {"ece": cal.expected_calibration_error, "ece_adaptive": cal.adaptive_calibration_error,
+          "classwise_ece": cal.classwise_calibration_error, "mce": cal.maximum_calibration_error}
+MEASURES = {**BINNED, "brier": cal.brier_score_loss, "nll": cal.log_loss}
+
+
+def measures(n_bins: int) -> dict:
+    """Metric name -> function of (probs, labels); each gets a bootstrap CI."""
+    return {m: partial(f, n_bins=n_bins) if m in BINNED else f for m, f in MEASURES.items()}
+CI_METRICS = tuple(f"{m}_ci_{side}" for m in MEASURES for side in ("low", "high"))
+
+
+def fit_sample(ctx: ProbeContext, split: str, size: int):
+    """A seeded sample of the held-out split, without any text of the eval split."""
+    held = ctx.split(split)
+    eval_texts = set(ctx.eval.texts)
+    keep = np.array([i for i, t in enumerate(held.texts) if t not in eval_texts], dtype=np.int64)
+    if not len(keep):
+        raise ValueError(f"split '{split}' has no examples outside the eval split to fit the temperature on")
+    rng = np.random.default_rng(ctx.seed)
+    return held.subset(np.sort(rng.choice(keep, size=min(size, len(keep)), replace=False)))
+
+
+@probe("calibration", metrics=tuple(MEASURES) + CI_METRICS + ("temperature", "ece_after_scaling", "nll_after_scaling"),
+       lower_is_better=tuple(MEASURES) + ("ece_after_scaling", "nll_after_scaling"))
+def calibration(ctx: ProbeContext, *, n_bins: int = 15, fit_split: str = "reference", fit_size: int = 1000,
+                n_bootstrap: int = 200, confidence: float = 0.95) -> ProbeResult:
+    """ECE (equal-width, equal-mass, classwise), MCE, Brier, NLL with bootstrap CIs, reliability diagrams,
+    and temperature scaling fitted on a held-out split (never the eval split)."""
+    y = ctx.eval.labels
+    held = fit_sample(ctx, fit_split, fit_size)
+    fns = measures(n_bins)
+    diagrams: dict = {}
+
+    def measure(scorer):
+        probs = scorer.proba(ctx.eval.texts)
+        out = {}
+        for m, f in fns.items():
+            out[m] = f(probs, y)
+            out[f"{m}_ci_low"], out[f"{m}_ci_high"] = bootstrap_ci(f, (probs, y), n_bootstrap, confidence, ctx.seed)
+        t = cal.fit_temperature(scorer.proba(held.texts), held.labels)
+        scaled = cal.temperature_scale(probs, t)
+        out.update(temperature=t, ece_after_scaling=cal.expected_calibration_error(scaled, y, n_bins),
+                   nll_after_scaling=cal.log_loss(scaled, y))
+        diagrams[scorer.role] = {"before": cal.reliability_diagram(probs, y, n_bins),
+                                 "after_scaling": cal.reliability_diagram(scaled, y, n_bins)}
+        return out, probs
+
+    metrics, probs = measure(ctx.model)
+    details = {"reliability": diagrams, "fit_split": fit_split, "n_fit": len(held), "confidence": confidence}
+    if ctx.baseline is None:
+        return ProbeResult(metrics, details=details)
+    baseline_metrics, base_probs = measure(ctx.baseline)
+    delta_ci = {m: bootstrap_ci(lambda p, q, t, f=f: f(p, t) - f(q, t), (probs, base_probs, y), n_bootstrap,
+                                confidence, ctx.seed) for m, f in fns.items()}
+    return ProbeResult(metrics, baseline_metrics, details, delta_ci=delta_ci)
