@@ -26,7 +26,7 @@ import numpy as np
 from datasketch.lsh import _optimal_param
 
 from audit.contamination import kernels as K
-from audit.contamination.normalize import pack, words
+from audit.contamination.normalize import pack, prepare, words
 
 
 @dataclass(frozen=True)
@@ -177,8 +177,6 @@ def exact_overlap(item: str, doc: str, k: int) -> tuple[float, float, str]:
 
 def _excerpt(doc: str, start: int, end: int, context: int = 80, limit: int = 600) -> str:
     """The matched region with some context; ``doc`` offsets are in ``prepare(doc)`` for non-ASCII text."""
-    from audit.contamination.normalize import prepare
-
     text = prepare(doc)
     lo, hi = max(0, start - context), min(len(text), end + context)
     snippet = text[lo:hi] if hi - lo <= limit else text[lo:lo + limit]

@@ -84,7 +84,7 @@ def contamination(ctx: ProbeContext, *, shingle_size: int = 5, num_perm: int = 1
                        f"{shingle_size - 1} words are one shingle (the whole item) matched against the corpus's "
                        f"n-grams of that length; the exact n-gram detector uses {ngram_size}-grams, or the whole "
                        f"item when shorter",
-        "scan": {k: v for k, v in result.stats.items()},
+        "scan": result.stats,
         "examples": findings(result, ctx.eval.texts, ctx.eval.rows, max_examples),
     }
     if ctx.model is None:
