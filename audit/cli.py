@@ -36,13 +36,16 @@ def parse_csv(value: str | None) -> tuple[str, ...] | None:
     return tuple(v.strip() for v in value.split(",") if v.strip()) if value else None
 
 
-def parse_label_map(value: str | None) -> dict[str, str] | None:
-    if not value:
-        return None
-    pairs = [p.split("=", 1) for p in value.split(",") if p.strip()]
-    if any(len(p) != 2 for p in pairs):
-        raise BadInput("--label-map: expected MODEL_LABEL=SUITE_LABEL pairs separated by commas")
+def parse_pairs(items, option: str, form: str) -> dict[str, str]:
+    pairs = [p.split("=", 1) for p in items if p.strip()]
+    if any(len(p) != 2 or not p[0].strip() or not p[1].strip() for p in pairs):
+        raise BadInput(f"{option}: expected {form}")
     return {k.strip(): v.strip() for k, v in pairs}
+
+
+def parse_label_map(value: str | None) -> dict[str, str] | None:
+    return parse_pairs(value.split(","), "--label-map", "MODEL_LABEL=SUITE_LABEL pairs separated by commas") \
+        if value else None
 
 
 def engine_options(fn):
@@ -86,6 +89,8 @@ def main():
 @click.option("--train-data", multiple=True, type=click.Path(path_type=Path),
               help="Training corpus file(s) for the contamination and long-tail probes; repeatable.")
 @click.option("--probes", help="Comma-separated probes to run instead of the suite's list.")
+@click.option("--shift-set", multiple=True, metavar="NAME=PATH",
+              help="Extra shift set for the shift probe: a file with text and label columns; repeatable.")
 @engine_options
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for every random choice.")
 @click.option("--limit", type=click.IntRange(1), help="Score a seeded sample of this many eval examples.")
@@ -93,7 +98,7 @@ def main():
 @click.option("--strict", is_flag=True, help="Re-raise a probe's exception instead of reporting it as ERROR.")
 @click.option("--allow-unsafe", is_flag=True, help="Allow pickle checkpoints and trust_remote_code models.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the on-disk prediction cache.")
-def check(model, benchmark, baseline, train_data, probes, device, batch_size, batch_tokens, out, seed, limit,
+def check(model, benchmark, baseline, train_data, probes, shift_set, device, batch_size, batch_tokens, out, seed, limit,
           label_map, strict, allow_unsafe, no_cache):
     """Audit MODEL on a benchmark suite and write a report; exit 0 pass, 1 fail, 2 bad input."""
     from audit.engine import EngineConfig
@@ -102,6 +107,7 @@ def check(model, benchmark, baseline, train_data, probes, device, batch_size, ba
     req = CheckRequest(model=model, benchmark=benchmark, baseline=baseline, train_data=train_data,
                        probes=parse_csv(probes), out=out, seed=seed, limit=limit, strict=strict,
                        allow_unsafe=allow_unsafe, label_map=parse_label_map(label_map), use_cache=not no_cache,
+                       shift_sets=parse_pairs(shift_set, "--shift-set", "NAME=PATH"),
                        engine=EngineConfig(device=device, batch_size=batch_size, batch_tokens=batch_tokens))
     finish(guarded(lambda: run_check(req, log)), out)
 

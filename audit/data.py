@@ -25,18 +25,32 @@ FORMATS = (".tsv", ".csv", ".jsonl", ".parquet", ".txt")
 
 @dataclass(frozen=True)
 class Split:
-    """Texts with integer labels indexing the suite's label list; ``rows`` are source row numbers."""
+    """Texts with integer labels indexing the suite's label list; ``rows`` are source row numbers;
+    ``groups`` (contrast sets) the pair each row belongs to."""
 
     name: str
     texts: list[str]
     labels: np.ndarray
     rows: np.ndarray
+    groups: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
 
     def subset(self, idx: np.ndarray) -> "Split":
-        return Split(self.name, [self.texts[i] for i in idx], self.labels[idx], self.rows[idx])
+        return Split(self.name, [self.texts[i] for i in idx], self.labels[idx], self.rows[idx],
+                     None if self.groups is None else self.groups[idx])
+
+    def sample(self, size: int | None, seed: int) -> "Split":
+        """A seeded sample of ``size`` rows in source order (whole groups when grouped), or the whole split."""
+        if size is None or size >= len(self):
+            return self
+        rng = np.random.default_rng(seed)
+        if self.groups is None:
+            return self.subset(np.sort(rng.choice(len(self), size=size, replace=False)))
+        ids = np.unique(self.groups)
+        keep = rng.choice(ids, size=max(1, min(len(ids), size * len(ids) // len(self))), replace=False)
+        return self.subset(np.flatnonzero(np.isin(self.groups, keep)))
 
 
 def file_format(path: Path) -> str:
@@ -162,21 +176,23 @@ def iter_hub(path: str, config: str | None = None, split: str | None = None) -> 
 def read_split(spec: DataSpec, labels: tuple[str, ...]) -> Split:
     """Read one labelled split, mapping raw label values onto ``labels`` indices."""
     records = iter_hub(spec.path, spec.hf_config, spec.hf_split) if spec.is_hub else iter_records(Path(spec.path))
-    texts, ys, rows = [], [], []
+    texts, ys, rows, groups = [], [], [], []
+    fields = {"text_field": spec.text_field, "label_field": spec.label_field, "pair_field": spec.pair_field}
     for n, record in records:
         where = f"{spec.path}:{n}"
-        if spec.text_field not in record:
-            raise DataError(f"no field '{spec.text_field}' (fields: {', '.join(map(str, record))})", where,
-                            "set text_field to the column that holds the text")
-        if spec.label_field not in record:
-            raise DataError(f"no field '{spec.label_field}' (fields: {', '.join(map(str, record))})", where,
-                            "set label_field to the column that holds the label")
+        for key, name in fields.items():
+            if name is not None and name not in record:
+                raise DataError(f"no field '{name}' (fields: {', '.join(map(str, record))})", where,
+                                f"set {key} to the column that holds the {key.split('_')[0]}")
         texts.append(str(record[spec.text_field]))
         ys.append(label_index(record[spec.label_field], spec, labels, where))
         rows.append(n)
+        if spec.pair_field:
+            groups.append(str(record[spec.pair_field]))
     if not texts:
         raise DataError("no rows", spec.path, "the split needs at least one labelled example")
-    return Split(spec.name, texts, np.asarray(ys, dtype=np.int64), np.asarray(rows, dtype=np.int64))
+    return Split(spec.name, texts, np.asarray(ys, dtype=np.int64), np.asarray(rows, dtype=np.int64),
+                 np.asarray(groups) if spec.pair_field else None)
 
 
 def label_index(raw, spec: DataSpec, labels: tuple[str, ...], where: str) -> int:

@@ -184,3 +184,9 @@ class Scorer:
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         return self.proba(texts).argmax(axis=1)
+
+    def n_truncated(self, texts: Sequence[str]) -> int:
+        """How many texts are longer than the engine's max length in this model's tokens (and so truncated)."""
+        limit = self.engine.max_length(self.model)
+        ids = self.model.tokenizer(list(texts), truncation=False, padding=False)["input_ids"]
+        return sum(len(x) > limit for x in ids)

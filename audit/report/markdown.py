@@ -46,6 +46,10 @@ def render(report: dict) -> str:
         lines += ["## Findings, by risk", ""]
         lines += [f"{i}. {STATUS_MARK.get(f['status'], f['status'])} **{cell(f['gate'])}** ({f['severity']}): "
                   f"{cell(f['message'], 300)}" for i, f in enumerate(findings, 1)] + [""]
+    sampled = report.get("summary", {}).get("sampled") or {}
+    if sampled:
+        lines += [f"Sampled with seed {report['manifest']['seed']}: "
+                  + "; ".join(f"{probe}: {', '.join(parts)}" for probe, parts in sampled.items()), ""]
     lines += ["## Gates", ""]
     lines += table(["gate", "metric", "threshold", "observed", "CI", "severity", "status"],
                    [[g["name"], g["metric"], ", ".join(f"{k} {v:g}" for k, v in g["threshold"].items()),

@@ -1,0 +1,1 @@
+"""Text perturbations: character and word edits, seeded corruption families, adversarial search."""
