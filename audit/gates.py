@@ -39,7 +39,10 @@ def evaluate(gate: GateSpec, probes: dict[str, dict[str, Any]]) -> dict[str, Any
     if section is None or section["status"] == "skipped":
         reason = section["reason"] if section else "probe not run"
         return {**result, "status": "skipped", "message": f"{gate.probe} skipped: {reason}"}
-    lower_better = registry.get(gate.probe).is_lower_better(metric)
+    spec = registry.get(gate.probe)
+    lower_better = spec.is_lower_better(metric)
+    if section["status"] == "ok" and metric not in section["metrics"] and spec.needs_baseline_for(metric):
+        return {**result, "status": "skipped", "message": f"{gate.metric} compares against a baseline (needs --baseline)"}
     if gate.max_regression is not None:
         value, base = section["metrics"].get(metric), (section.get("baseline_metrics") or {}).get(metric)
         if section["status"] == "ok" and base is None:

@@ -25,6 +25,7 @@ class Probe:
     needs_baseline: bool
     doc: str
     lower_is_better: tuple[str, ...] = ()  # every other metric is higher-is-better (used by max_regression gates)
+    vs_baseline: tuple[str, ...] = ()  # metrics that exist only when a baseline is given (gates skip without one)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -43,19 +44,27 @@ class Probe:
         return names
 
     def is_lower_better(self, metric: str) -> bool:
-        return any(re.fullmatch(re.escape(m).replace(r"\{label\}", ".+").replace(r"\{set\}", ".+"), metric)
-                   for m in self.lower_is_better)
+        return _matches(metric, self.lower_is_better)
+
+    def needs_baseline_for(self, metric: str) -> bool:
+        return _matches(metric, self.vs_baseline)
+
+
+def _matches(metric: str, patterns: tuple[str, ...]) -> bool:
+    return any(re.fullmatch(re.escape(m).replace(r"\{label\}", ".+").replace(r"\{set\}", ".+"), metric)
+               for m in patterns)
 
 
 _PROBES: dict[str, Probe] = {}
 
 
-def probe(name: str, *, metrics: tuple[str, ...], needs_baseline: bool = False, lower_is_better: tuple[str, ...] = ()):
+def probe(name: str, *, metrics: tuple[str, ...], needs_baseline: bool = False, lower_is_better: tuple[str, ...] = (),
+          vs_baseline: tuple[str, ...] = ()):
     """Register ``fn`` as probe ``name``."""
 
     def register(fn):
         _PROBES[name] = Probe(name, fn, metrics, needs_baseline, (fn.__doc__ or "").strip().split("\n")[0],
-                              lower_is_better)
+                              lower_is_better, vs_baseline)
         return fn
 
     return register

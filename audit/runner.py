@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from audit import gates as gates_mod
-from audit import manifest, registry, report, suite as suite_mod
+from audit import manifest, registry, report, suite as suite_mod, tradeoff
 from audit.cache import PredictionCache
 from audit.context import ProbeContext
 from audit.data import read_split
@@ -147,7 +147,8 @@ def run_and_report(req: CheckRequest, ctx: ProbeContext, probes: dict[str, dict]
     result = {
         "schema_version": report.SCHEMA_VERSION,
         "verdict": gates_mod.verdict(gate_results, sections, suite.inconclusive_fails),
-        "summary": {"findings": gates_mod.findings(gate_results),
+        "summary": {"tradeoff": tradeoff.line(sections, ctx.model.describe() if ctx.model else None),
+                    "findings": gates_mod.findings(gate_results),
                     "inconclusive": "fail" if suite.inconclusive_fails else "warn",
                     "sampled": {name: s["details"]["sampled"] for name, s in sections.items()
                                 if s.get("details", {}).get("sampled")}},

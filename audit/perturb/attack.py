@@ -205,7 +205,10 @@ def _word_candidates(a: Attempt, i: int, recipe: Recipe, stopwords, rng) -> list
             positions = edits.editable_positions(word, name, recipe.keep_ends)
             if recipe.random_one and positions:
                 positions = [positions[rng.integers(len(positions))]]
-            news = [edits.CHAR_EDITS[name](word, p, rng) for p in positions]
+            if name == "keyboard" and not recipe.random_one:  # every neighbouring key, as textattack's WordSwapQWERTY
+                news = [w for p in positions for w in edits.keyboard_all(word, p)]
+            else:
+                news = [edits.CHAR_EDITS[name](word, p, rng) for p in positions]
         for new in news:
             if not new or new == word or new in seen:
                 continue

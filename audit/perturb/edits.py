@@ -69,10 +69,12 @@ def swap(word: str, i: int, rng=None) -> str:
 
 def keyboard(word: str, i: int, rng) -> str:
     near = KEYBOARD.get(word[i].lower())
-    if not near:
-        return word
-    c = near[rng.integers(len(near))]
-    return word[:i] + (c.upper() if word[i].isupper() else c) + word[i + 1:]
+    return keyboard_all(word, i)[rng.integers(len(near))] if near else word
+
+
+def keyboard_all(word: str, i: int) -> list[str]:
+    """``word`` with character i replaced by each of its keyboard neighbours (case kept)."""
+    return [word[:i] + (c.upper() if word[i].isupper() else c) + word[i + 1:] for c in KEYBOARD.get(word[i].lower(), "")]
 
 
 def homoglyph(word: str, i: int, rng=None) -> str:

@@ -1,3 +1,5 @@
 """Built-in probes; importing this package registers them (see audit.registry)."""
 
-from audit.probes import accuracy, adversarial, calibration, comparison, contamination, longtail, shift  # noqa: F401
+from audit.probes import (  # noqa: F401
+    accuracy, adversarial, calibration, comparison, contamination, efficiency, longtail, shift,
+)

@@ -17,7 +17,8 @@ BACKENDS = {**{r: r for r in RECIPES}, **{f"textattack_{r}": r for r in textatta
 
 
 @probe("adversarial", metrics=tuple(f"{b}_{s}" for b in BACKENDS for s in STATS),
-       lower_is_better=tuple(f"{b}_{s}" for b in BACKENDS for s in ("success_rate", "transfer_rate")))
+       lower_is_better=tuple(f"{b}_{s}" for b in BACKENDS for s in ("success_rate", "transfer_rate")),
+       vs_baseline=tuple(f"{b}_transfer_rate" for b in BACKENDS))
 def adversarial(ctx: ProbeContext, *, recipes: list[str] = ("deepwordbug", "pruthi"), textattack_recipes: list[str] = (),
                 sample_size: int = 100, query_budget: int = 300, max_examples: int = 10,
                 confidence: float = 0.95) -> ProbeResult:

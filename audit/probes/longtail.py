@@ -18,7 +18,7 @@ WORD = re.compile(r"[a-z0-9']+")
 @probe("longtail", metrics=("overall_accuracy", "worst_slice_accuracy", "worst_slice_gap", "worst_slice_support",
                             "shortest_slice_accuracy", "longest_slice_accuracy", "rarest_slice_accuracy",
                             "largest_slice_regression", "class_{label}_accuracy"),
-       lower_is_better=("worst_slice_gap", "largest_slice_regression"))
+       lower_is_better=("worst_slice_gap", "largest_slice_regression"), vs_baseline=("largest_slice_regression",))
 def longtail(ctx: ProbeContext, *, length_bins: int = 4, rarity_bins: int = 4, min_support: int = 30,
              frequency_docs: int = 500_000, confidence: float = 0.95) -> ProbeResult:
     """Accuracy on slices of the eval split by length quantile, word rarity in the training corpus

@@ -41,6 +41,8 @@ def render(report: dict) -> str:
         who += f" vs baseline `{base['path']}` (`{base['fingerprint'][:12]}`)"
     lines += [f"{who} on **{bench['name']}** ({bench['n_eval']} eval examples"
               + (f", sampled from {bench['n_eval_total']}" if bench["n_eval"] != bench["n_eval_total"] else "") + ").", ""]
+    if report.get("summary", {}).get("tradeoff"):
+        lines += [f"**Trade-off** {cell(report['summary']['tradeoff'], 400)}", ""]
     findings = report.get("summary", {}).get("findings", [])
     if findings:
         lines += ["## Findings, by risk", ""]

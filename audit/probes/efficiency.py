@@ -1,0 +1,199 @@
+from __future__ import annotations
+
+import platform
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from audit.context import ProbeContext, ProbeResult
+from audit.engine import Engine
+from audit.footprint import count_parameters, disk_bytes
+from audit.registry import probe
+
+PER_MODEL = ("params", "nonzero_params", "sparsity", "disk_bytes", "weight_bytes", "peak_rss_bytes", "peak_gpu_bytes",
+             "latency_p50_ms", "latency_p95_ms", "throughput_items_per_s", "throughput_tokens_per_s", "energy_j_per_1k")
+
+
+@probe("efficiency", metrics=PER_MODEL + ("speedup", "speedup_min", "speedup_max", "latency_speedup",
+                                          "weight_memory_ratio", "disk_ratio"),
+       lower_is_better=("params", "nonzero_params", "disk_bytes", "weight_bytes", "peak_rss_bytes", "peak_gpu_bytes",
+                        "latency_p50_ms", "latency_p95_ms", "energy_j_per_1k", "weight_memory_ratio", "disk_ratio"),
+       vs_baseline=("speedup", "speedup_min", "speedup_max", "latency_speedup", "weight_memory_ratio", "disk_ratio"))
+def efficiency(ctx: ProbeContext, *, latency_sample: int = 50, throughput_sample: int = 512, warmup: int = 5,
+               rounds: int = 3) -> ProbeResult:
+    """What compression bought: parameters, non-zeros, weight bytes, peak memory, batch-1 latency and
+    batched throughput (uncached engine, same inputs, threads and device, model and baseline timed in
+    alternating order), and energy where NVML can measure it."""
+    import torch
+
+    latency_texts = ctx.eval.sample(latency_sample, ctx.seed).texts
+    batch_texts = ctx.eval.sample(throughput_sample, ctx.seed + 1).texts
+    scorers = [s for s in (ctx.model, ctx.baseline) if s is not None]
+    runs = {s.role: Runner(s, Engine(s.engine.config)) for s in scorers}
+    for run in runs.values():
+        run.warm_up(latency_texts[:warmup], batch_texts[:64])
+    for r in range(rounds):  # A B, B A, A B, ...: drift and noise fall on both models alike
+        for run in (list(runs.values()) if r % 2 == 0 else list(runs.values())[::-1]):
+            run.time_round(latency_texts, batch_texts)
+
+    metrics = {role: run.metrics(batch_texts) for role, run in runs.items()}
+    model = metrics["model"]
+    details = {"rounds": rounds, "order": "alternating (A B, B A, ...)", "latency_n": len(latency_texts),
+               "throughput_n": len(batch_texts), "threads": torch.get_num_threads(), "torch": torch.__version__,
+               "devices": {role: run.describe() for role, run in runs.items()},
+               "weight_bytes_by_dtype": {role: run.footprint["weight_bytes_by_dtype"] for role, run in runs.items()},
+               "throughput_seconds": {role: run.batch_seconds for role, run in runs.items()},
+               "peak_rss_note": "process-wide peak while this model ran (every loaded model counts)",
+               "energy": {role: run.energy_note for role, run in runs.items()}}
+    if ctx.baseline is None:
+        return ProbeResult(model, details=details)
+    base = metrics["baseline"]
+    ratios = np.array(runs["baseline"].batch_seconds) / np.array(runs["model"].batch_seconds)
+    if ctx.model.model.compression and model["disk_bytes"] == base["disk_bytes"]:
+        details["disk_note"] = "the compressed directory stores the base weights plus a recipe (audit compress)"
+    model |= {"speedup": float(np.median(ratios)), "speedup_min": float(ratios.min()), "speedup_max": float(ratios.max()),
+              "latency_speedup": base["latency_p50_ms"] / model["latency_p50_ms"],
+              "weight_memory_ratio": model["weight_bytes"] / base["weight_bytes"],
+              "disk_ratio": model["disk_bytes"] / base["disk_bytes"] if base["disk_bytes"] else None}
+    return ProbeResult(model, base, details)
+
+
+class Runner:
+    """Times one model through an uncached engine and records its footprint."""
+
+    def __init__(self, scorer, engine: Engine):
+        self.model, self.engine = scorer.model, engine
+        self.device = engine.device_for(scorer.model)
+        self.footprint = count_parameters(self.model.module)
+        self.latencies: list[float] = []
+        self.batch_seconds: list[float] = []
+        self.peak_rss = self.peak_gpu = 0
+        self.joules: list[float] = []
+        self.energy_note = "not measured: needs a CUDA device and nvidia-ml-py" if self.device.type == "cuda" \
+            else f"not measured: no power meter on {self.device.type}"
+
+    def describe(self) -> dict:
+        import torch
+
+        name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else cpu_name()
+        rows, tokens = self.engine.batching(self.device)
+        return {"type": self.device.type, "name": name, "batch_rows": rows, "batch_tokens": tokens}
+
+    def warm_up(self, single: list[str], batch: list[str]) -> None:
+        for text in single:
+            self.engine.predict_proba(self.model, [text])
+        self.engine.predict_proba(self.model, batch)
+
+    def time_round(self, single: list[str], batch: list[str]) -> None:
+        for text in single:
+            t0 = time.perf_counter()
+            self.engine.predict_proba(self.model, [text])
+            self.latencies.append(time.perf_counter() - t0)
+        with PeakMemory(self.device) as mem, PowerMeter(self.device) as power:
+            t0 = time.perf_counter()
+            self.engine.predict_proba(self.model, batch)
+            self.batch_seconds.append(time.perf_counter() - t0)
+        self.peak_rss, self.peak_gpu = max(self.peak_rss, mem.peak_rss), max(self.peak_gpu, mem.peak_gpu)
+        if power.joules is not None:
+            self.joules.append(power.joules)
+            self.energy_note = "NVML board power integrated over the throughput runs"
+
+    def metrics(self, batch: list[str]) -> dict:
+        fp = self.footprint
+        seconds = float(np.median(self.batch_seconds))
+        tokens = sum(len(ids) for ids in self.model.tokenizer(batch, truncation=True,
+                                                              max_length=self.engine.max_length(self.model))["input_ids"])
+        return {"params": float(fp["params"]), "nonzero_params": float(fp["nonzero_params"]),
+                "sparsity": 1 - fp["nonzero_params"] / fp["params"], "disk_bytes": float(disk_bytes(Path(self.model.directory))),
+                "weight_bytes": float(fp["weight_bytes"]), "peak_rss_bytes": float(self.peak_rss),
+                "peak_gpu_bytes": float(self.peak_gpu) if self.device.type == "cuda" else None,
+                "latency_p50_ms": 1000 * float(np.percentile(self.latencies, 50)),
+                "latency_p95_ms": 1000 * float(np.percentile(self.latencies, 95)),
+                "throughput_items_per_s": len(batch) / seconds, "throughput_tokens_per_s": tokens / seconds,
+                "energy_j_per_1k": 1000 * float(np.median(self.joules)) / len(batch) if self.joules else None}
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+class Sampler:
+    """Calls ``read()`` every ``interval`` seconds on a background thread while the block runs."""
+
+    interval = 0.005
+    active = True
+
+    def __enter__(self):
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        if self.active:
+            self._thread.start()
+        return self
+
+    def _loop(self):
+        while not self._stop.is_set():
+            self.read()
+            self._stop.wait(self.interval)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if self.active:
+            self._thread.join()
+            self.read()
+
+
+class PeakMemory(Sampler):
+    """Peak process RSS (sampled) and, on CUDA, peak allocated GPU memory (exact, from torch)."""
+
+    def __init__(self, device):
+        import psutil
+        import torch
+
+        self.device, self.process, self.peak_rss, self.peak_gpu = device, psutil.Process(), 0, 0
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+
+    def read(self):
+        import torch
+
+        self.peak_rss = max(self.peak_rss, self.process.memory_info().rss)
+        if self.device.type == "cuda":
+            self.peak_gpu = torch.cuda.max_memory_allocated(self.device)
+
+
+class PowerMeter(Sampler):
+    """Energy from NVML power samples (trapezoid rule); ``joules`` stays None off CUDA or without NVML."""
+
+    interval = 0.02
+
+    def __init__(self, device):
+        self.joules, self._samples, self._handle, self.active = None, [], None, False
+        if device.type != "cuda":
+            return
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            self._handle = pynvml.nvmlDeviceGetHandleByIndex(device.index or 0)
+            self._power = pynvml.nvmlDeviceGetPowerUsage
+        except Exception:  # no nvidia-ml-py, or no driver access: energy is "not measured"
+            self._handle = None
+        self.active = self._handle is not None
+
+    def read(self):
+        if self._handle is not None:
+            self._samples.append((time.perf_counter(), self._power(self._handle) / 1000.0))
+
+    def __exit__(self, *exc):
+        super().__exit__(*exc)
+        if len(self._samples) >= 2:
+            t, watts = np.array(self._samples).T
+            self.joules = float(np.trapezoid(watts, t))

@@ -1,0 +1,77 @@
+"""Efficiency probe: exact counting on models with known sizes; timing output checked for structure only."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from audit.footprint import count_parameters
+from test_cli import run
+
+
+def two_layer():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(10, 5), torch.nn.ReLU(), torch.nn.Linear(5, 2))
+
+
+def test_counts_parameters_bytes_and_zeros_of_a_known_model():
+    model = two_layer()
+    assert count_parameters(model) == {"params": 67, "nonzero_params": 67, "weight_bytes": 268,
+                                       "weight_bytes_by_dtype": {"float32": 268}}  # 10*5+5 + 5*2+2 floats
+    with torch.no_grad():
+        model[0].weight[:2] = 0  # a pruned copy: 20 zeros
+    assert count_parameters(model)["nonzero_params"] == 47
+
+
+def test_counts_int8_packed_weights_that_parameters_do_not_list():
+    quantized = torch.ao.quantization.quantize_dynamic(two_layer(), {torch.nn.Linear}, dtype=torch.qint8)
+    assert sum(p.numel() for p in quantized.parameters()) == 0  # why footprint reads the state dict
+    counts = count_parameters(quantized)
+    assert counts["params"] == 67
+    assert counts["weight_bytes_by_dtype"] == {"qint8": 60, "float32": 28}  # int8 weights, fp32 biases
+
+
+@pytest.fixture
+def efficiency_suite(tiny_suite):
+    text = tiny_suite.read_text().replace("  comparison: {}\n", """  comparison: {}
+  efficiency: {latency_sample: 5, throughput_sample: 32, warmup: 2, rounds: 2}
+""").replace("gates:\n", "gates:\n  - {name: min-speedup, metric: efficiency.speedup, min: 1000.0}\n")
+    tiny_suite.write_text(text)
+    return tiny_suite
+
+
+def test_efficiency_report_structure_and_tradeoff_line(efficiency_suite, tiny_bert, tmp_path):
+    pruned = tmp_path / "pruned"
+    assert run("compress", tiny_bert, "--method", "prune:0.5", "--out", pruned).exit_code == 0
+    out = tmp_path / "out"
+    result = run("check", pruned, "--baseline", tiny_bert, "-b", efficiency_suite, "--out", out)
+    report = json.loads((out / "report.json").read_text())
+    eff = report["probes"]["efficiency"]
+    m, b = eff["metrics"], eff["baseline_metrics"]
+    assert m["params"] == b["params"]  # pruning zeroes weights, it does not remove them
+    recipe = json.loads((pruned / "audit_compression.json").read_text())
+    # the tiny BERT's Linear weights: 2 layers x (4 x 32x32 attention + 2 x 32x64 feed-forward) + 32x32 pooler
+    linear_weights = 2 * (4 * 32 * 32 + 2 * 32 * 64) + 32 * 32
+    assert b["nonzero_params"] - m["nonzero_params"] == round(recipe["measured_sparsity"] * linear_weights)
+    assert m["sparsity"] == pytest.approx(1 - m["nonzero_params"] / m["params"])
+    for x in (m, b):
+        assert 0 < x["latency_p50_ms"] <= x["latency_p95_ms"] and x["throughput_tokens_per_s"] > x["throughput_items_per_s"] > 0
+        assert x["energy_j_per_1k"] is None and x["peak_gpu_bytes"] is None and x["peak_rss_bytes"] > 0
+    assert m["speedup_min"] <= m["speedup"] <= m["speedup_max"]
+    assert len(eff["details"]["throughput_seconds"]["model"]) == 2
+    assert eff["details"]["energy"]["model"].startswith("not measured")
+    gate = report["gates"][0]
+    assert gate["name"] == "min-speedup" and gate["status"] == "fail" and result.exit_code == 1
+    line = report["summary"]["tradeoff"]
+    assert line.startswith("prune: ") and "x throughput" in line and "pts accuracy" in line and "flips" in line
+
+
+def test_speedup_gate_is_skipped_without_a_baseline(efficiency_suite, tiny_bert, tmp_path):
+    out = tmp_path / "out"
+    result = run("check", tiny_bert, "-b", efficiency_suite, "--out", out, "--probes", "accuracy,efficiency")
+    report = json.loads((out / "report.json").read_text())
+    assert report["gates"][0]["status"] == "skipped" and "needs --baseline" in report["gates"][0]["message"]
+    assert "speedup" not in report["probes"]["efficiency"]["metrics"] and report["summary"]["tradeoff"] is None
+    assert result.exit_code == 0, result.output
