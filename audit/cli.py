@@ -5,6 +5,7 @@ Exit codes: 0 every blocking gate passed; 1 a gate failed (or a probe errored); 
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -58,7 +59,7 @@ def engine_options(fn):
         click.option("--batch-tokens", type=click.IntRange(16),
                      help="Most padded tokens per batch; batches are cut by length [default: 4096 CPU, 65536 CUDA]."),
         click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
-                     show_default=True, help="Folder for report.json and report.md."),
+                     show_default=True, help="Folder for the reports (html, md, json, junit.xml, sarif)."),
     ]):
         fn = opt(fn)
     return fn
@@ -71,7 +72,8 @@ def finish(report: dict, out: Path) -> None:
     for name, p in report["probes"].items():
         if p["status"] == "error":
             click.echo(f"  [ERROR  ] probe {name}: {p['error']}")
-    click.echo(f"verdict: {report['verdict'].upper()}  (report: {out / 'report.md'}, {out / 'report.json'})")
+    click.echo(f"verdict: {report['verdict'].upper()}  (reports in {out}: report.html, report.md, report.json, "
+               "junit.xml, report.sarif)")
     sys.exit(EXIT[report["verdict"]])
 
 
@@ -124,7 +126,7 @@ def check(model, benchmark, baseline, train_data, probes, shift_set, device, bat
 @click.option("--shingle-size", type=click.IntRange(1), help="Words per shingle [suite, else 5].")
 @click.option("--num-perm", type=click.IntRange(16), help="MinHash permutations [suite, else 128].")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"), show_default=True,
-              help="Folder for report.json and report.md.")
+              help="Folder for the reports (html, md, json, junit.xml, sarif).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for MinHash and --limit sampling.")
 @click.option("--limit", type=click.IntRange(1), help="Scan a seeded sample of this many eval examples.")
 def contamination(benchmark, train_data, text_field, threshold, containment_threshold, shingle_size, num_perm, out,
@@ -135,8 +137,9 @@ def contamination(benchmark, train_data, text_field, threshold, containment_thre
     params = {k: v for k, v in {"jaccard_threshold": threshold, "containment_threshold": containment_threshold,
                                 "shingle_size": shingle_size, "num_perm": num_perm, "text_field": text_field}.items()
               if v is not None}
-    req = CheckRequest(model="", benchmark=benchmark, train_data=train_data, out=out, seed=seed, limit=limit)
-    finish(guarded(lambda: run_contamination(req, params, log)), out)
+    req = CheckRequest(model="", benchmark=benchmark, train_data=train_data, out=out, seed=seed, limit=limit,
+                       command="contamination", params=params)
+    finish(guarded(lambda: run_contamination(req, log)), out)
 
 
 @main.command()
@@ -198,3 +201,67 @@ def demo(device, batch_size, batch_tokens, out):
         return run_check(req, log)
 
     finish(guarded(run), out)
+
+
+@main.command()
+@click.argument("report", type=click.Path(path_type=Path))
+@click.option("--claims", type=click.Path(path_type=Path),
+              help="YAML list of claimed numbers to check against REPORT's measurements (no re-run).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("reports/verify"),
+              show_default=True, help="Folder for the re-run's report.")
+@click.option("--use-cache", is_flag=True, help="Let the re-run read cached predictions (default: score afresh).")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+def verify(report, claims, out, use_cache, as_json):
+    """Re-run the audit recorded in REPORT's manifest and say whether the verdict and every metric reproduce
+    (within the CI for sampled metrics); with --claims, check a paper's numbers against REPORT instead.
+    Exit 0 reproduced / all claims supported, 1 otherwise, 2 bad input."""
+    from audit import verify as verify_mod
+    from audit.runner import CheckRequest, check as run_check, contamination as run_contamination
+
+    original = guarded(lambda: verify_mod.load_report(report))
+    if claims:
+        results = verify_mod.check_claims(original, guarded(lambda: verify_mod.load_claims(claims)))
+        if as_json:
+            click.echo(json.dumps(results, indent=2))
+        else:
+            for r in results:
+                click.echo(f"  [{r['status'].upper():12}] {r['claim']}: {r['reason']}")
+            click.echo(f"claims: {sum(r['status'] == 'supported' for r in results)}/{len(results)} supported")
+        sys.exit(0 if all(r["status"] == "supported" for r in results) else 1)
+
+    request = original["manifest"]["request"]
+    changes = verify_mod.input_changes(original["manifest"])
+    for c in changes:
+        log(f"input changed since the original run: {c['path']} ({c['change']})")
+    req = CheckRequest.from_dict({**request, "use_cache": use_cache}, out)
+    rerun = run_contamination if request["command"] == "contamination" else run_check
+    new = guarded(lambda: rerun(req, log))
+    result = verify_mod.summarize(original, new, changes)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        for row in result["metrics"]:
+            if row["status"] != "reproduced":
+                click.echo(f"  [{row['status']}] {row['probe']}.{row['metric']} ({row['role']}): "
+                           f"{row['original']} -> {row['new']}")
+        counts = ", ".join(f"{n} {s}" for s, n in result["counts"].items())
+        click.echo(f"verdict {result['verdict']['original']} -> {result['verdict']['new']}; metrics: {counts}")
+    click.echo(f"reproduced: {'yes' if result['reproduced'] else 'no'}  (re-run report: {out / 'report.json'})")
+    sys.exit(0 if result["reproduced"] else 1)
+
+
+@main.command()
+@click.argument("old", type=click.Path(path_type=Path))
+@click.argument("new", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
+@click.option("--tolerance", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="Ignore metric changes no larger than this.")
+@click.option("--fail-on-regression", is_flag=True, help="Exit 1 if any gate's status got worse.")
+def diff(old, new, as_json, tolerance, fail_on_regression):
+    """What changed between two reports: verdict, gate statuses and metric deltas (for ratcheting in CI)."""
+    from audit import diff as diff_mod
+    from audit.verify import load_report
+
+    d = diff_mod.diff(guarded(lambda: load_report(old)), guarded(lambda: load_report(new)), tolerance)
+    click.echo(json.dumps(d, indent=2) if as_json else diff_mod.render(d))
+    sys.exit(1 if fail_on_regression and d["worse"] else 0)

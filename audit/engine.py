@@ -70,6 +70,11 @@ def length_batches(lengths: np.ndarray, batch_size: int, batch_tokens: int) -> l
     return batches
 
 
+def batch_dependent(model: LoadedModel) -> bool:
+    """Do this model's outputs for a text depend on the other texts in its batch (dynamic int8)?"""
+    return bool(model.compression and model.compression.get("method") == "int8")
+
+
 @dataclass
 class Engine:
     config: EngineConfig = field(default_factory=EngineConfig)
@@ -114,12 +119,16 @@ class Engine:
         self.stats.requested += len(texts)
         self.stats.unique += len(unique)
         key = self.cache_key(model)
-        known = self.cache.get_many(key, unique) if self.cache else {}
+        # Dynamic int8 scales activations per batch, so a text's probabilities depend on its batch-mates.
+        # Cache hits would change which texts share a batch (and so the results) with the cache's state;
+        # such a model is always scored whole, call by call, which makes its results reproducible.
+        cache = self.cache if not batch_dependent(model) else None
+        known = cache.get_many(key, unique) if cache else {}
         self.stats.cached += len(known)
         todo = [t for i, t in enumerate(unique) if i not in known]
         computed = self._run(model, todo, desc) if todo else np.zeros((0, len(model.labels)), np.float32)
-        if self.cache and todo:
-            self.cache.put_many(key, todo, computed)
+        if cache and todo:
+            cache.put_many(key, todo, computed)
         by_text = {unique[i]: p for i, p in known.items()}
         by_text.update(zip(todo, computed))
         self.stats.seconds += time.perf_counter() - t0

@@ -11,7 +11,7 @@ from pathlib import Path
 from audit.data import sha256_file
 
 PACKAGES = ("audit", "torch", "transformers", "tokenizers", "numpy", "scikit-learn", "scipy", "datasets",
-            "datasketch", "numba", "safetensors")
+            "datasketch", "numba", "safetensors", "rapidfuzz", "textattack")
 
 
 def package_versions() -> dict[str, str | None]:
@@ -39,9 +39,19 @@ def file_hashes(paths) -> dict[str, str]:
     return {str(p): sha256_file(Path(p)) for p in paths if not str(p).startswith("hf:")}
 
 
-def build(*, argv: list[str], seed: int, device, suite, data_paths, engine_config: dict) -> dict:
+def model_entry(loaded) -> dict:
+    """Where a model came from and the sha256 of each of its files (what `audit verify` re-checks)."""
+    from audit.models import model_files
+
+    return {"path": loaded.source, "directory": str(loaded.directory), "fingerprint": loaded.fingerprint,
+            "files": {p.name: sha256_file(p) for p in model_files(loaded.directory)}}
+
+
+def build(*, argv: list[str], request: dict, seed: int, device, suite, data_paths, engine_config: dict | None,
+          models: dict) -> dict:
     return {
         "command": argv,
+        "request": request,
         "seed": seed,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "python": sys.version.split()[0],
@@ -51,4 +61,5 @@ def build(*, argv: list[str], seed: int, device, suite, data_paths, engine_confi
         "engine": engine_config,
         "suite": {"path": str(suite.path), "sha256": suite.sha256(), "files": file_hashes(suite.files)},
         "data": file_hashes(data_paths),
+        "models": models,
     }

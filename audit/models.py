@@ -41,11 +41,15 @@ class LoadedModel:
                 "compression": self.compression}
 
 
+def model_files(directory: Path) -> list[Path]:
+    """The weight, config and tokenizer files that define a model directory."""
+    return sorted({p for pat in FINGERPRINT_FILES for p in Path(directory).glob(pat) if p.is_file()})
+
+
 def fingerprint(directory: Path) -> str:
     """sha256 over the names and bytes of the weight, config and tokenizer files."""
     h = hashlib.sha256()
-    files = sorted({p for pat in FINGERPRINT_FILES for p in directory.glob(pat) if p.is_file()})
-    for p in files:
+    for p in model_files(directory):
         h.update(p.name.encode() + b"\0")
         with open(p, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):

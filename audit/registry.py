@@ -26,6 +26,7 @@ class Probe:
     doc: str
     lower_is_better: tuple[str, ...] = ()  # every other metric is higher-is-better (used by max_regression gates)
     vs_baseline: tuple[str, ...] = ()  # metrics that exist only when a baseline is given (gates skip without one)
+    varies: tuple[str, ...] = ()  # metrics that differ run to run by nature (timings): `audit verify` does not compare them
 
     @property
     def params(self) -> dict[str, Any]:
@@ -59,12 +60,12 @@ _PROBES: dict[str, Probe] = {}
 
 
 def probe(name: str, *, metrics: tuple[str, ...], needs_baseline: bool = False, lower_is_better: tuple[str, ...] = (),
-          vs_baseline: tuple[str, ...] = ()):
+          vs_baseline: tuple[str, ...] = (), varies: tuple[str, ...] = ()):
     """Register ``fn`` as probe ``name``."""
 
     def register(fn):
         _PROBES[name] = Probe(name, fn, metrics, needs_baseline, (fn.__doc__ or "").strip().split("\n")[0],
-                              lower_is_better, vs_baseline)
+                              lower_is_better, vs_baseline, varies)
         return fn
 
     return register

@@ -41,6 +41,26 @@ class CheckRequest:
     shift_sets: dict[str, str] = field(default_factory=dict)  # --shift-set NAME=PATH
     use_cache: bool = True
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
+    command: str = "check"  # check | contamination (what `audit verify` re-runs)
+    params: dict = field(default_factory=dict)  # contamination: parameter overrides from the command line
+
+    def as_dict(self) -> dict:
+        """What `audit verify` needs to re-run this audit (JSON-ready)."""
+        def local(p):  # local paths absolute, so verify works from any folder; hub ids and names as given
+            return str(Path(p).resolve()) if p and Path(p).exists() else p
+
+        out = {k: v for k, v in asdict(self).items() if k not in ("argv", "out", "strict")}
+        return out | {"model": local(self.model), "baseline": local(self.baseline), "benchmark":
+                      self.benchmark if self.benchmark in suite_mod.builtin_suites() else local(self.benchmark),
+                      "train_data": [local(str(p)) for p in self.train_data],
+                      "shift_sets": {k: local(v) for k, v in self.shift_sets.items()},
+                      "probes": list(self.probes) if self.probes else None}
+
+    @classmethod
+    def from_dict(cls, d: dict, out: Path) -> "CheckRequest":
+        return cls(**{**d, "train_data": tuple(Path(p) for p in d["train_data"]),
+                      "probes": tuple(d["probes"]) if d["probes"] else None, "engine": EngineConfig(**d["engine"]),
+                      "out": out})
 
 
 def select_probes(suite, names) -> dict[str, dict]:
@@ -144,6 +164,9 @@ def run_and_report(req: CheckRequest, ctx: ProbeContext, probes: dict[str, dict]
                     if g.probe in probes or not gates_of_run_probes_only]
 
     data_paths = [suite.eval.path] + ([suite.reference.path] if suite.reference else []) + train_files(req.train_data)
+    if "shift" in probes:
+        data_paths += [spec.path for spec in suite.shift_sets.values()]
+    scorers = {"model": ctx.model, "baseline": ctx.baseline}
     result = {
         "schema_version": report.SCHEMA_VERSION,
         "verdict": gates_mod.verdict(gate_results, sections, suite.inconclusive_fails),
@@ -160,15 +183,16 @@ def run_and_report(req: CheckRequest, ctx: ProbeContext, probes: dict[str, dict]
         "probes": sections,
         "gates": gate_results,
         "engine_stats": engine.stats.as_dict() if engine else None,
-        "manifest": manifest.build(argv=req.argv, seed=req.seed, device=engine.device if engine else None, suite=suite,
-                                   data_paths=data_paths,
+        "manifest": manifest.build(argv=req.argv, request=req.as_dict(), seed=req.seed,
+                                   device=engine.device if engine else None, suite=suite, data_paths=data_paths,
+                                   models={role: manifest.model_entry(s.model) for role, s in scorers.items() if s},
                                    engine_config={**asdict(engine.config), "batching": engine.batching()} if engine else None),
     }
     report.write_all(result, req.out)
     return result
 
 
-def contamination(req: CheckRequest, params: dict, log=lambda msg: None) -> dict:
+def contamination(req: CheckRequest, log=lambda msg: None) -> dict:
     """The contamination probe alone, without a model: for reviewers checking a benchmark against corpora."""
     suite = suite_mod.load(req.benchmark)
     train_files(req.train_data)
@@ -176,5 +200,5 @@ def contamination(req: CheckRequest, params: dict, log=lambda msg: None) -> dict
     eval_split = sample_eval(eval_full, req.limit, req.seed)
     registry.get("contamination")
     ctx = ProbeContext(suite, eval_split, None, None, req.seed, tuple(Path(p) for p in req.train_data))
-    return run_and_report(req, ctx, {"contamination": {**suite.probes.get("contamination", {}), **params}},
+    return run_and_report(req, ctx, {"contamination": {**suite.probes.get("contamination", {}), **req.params}},
                           eval_full, None, log, gates_of_run_probes_only=True)

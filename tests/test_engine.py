@@ -61,3 +61,16 @@ def test_truncation_is_counted(tiny_bert):
     engine = Engine(EngineConfig(device="cpu", max_length=16))
     engine.predict_proba(model, ["good " * 40, "bad"])
     assert engine.stats.truncated == 1
+
+
+def test_int8_results_do_not_depend_on_the_cache_state(tiny_bert, tmp_path):
+    """Dynamic int8 depends on batch-mates; cached texts must not change who shares a batch."""
+    from test_cli import run
+
+    assert run("compress", tiny_bert, "--method", "int8", "--out", tmp_path / "int8").exit_code == 0
+    model = load_model(str(tmp_path / "int8"))
+    texts = [t for t, _ in sst2_rows(64)]
+    warm = Engine(EngineConfig(device="cpu", batch_size=8), PredictionCache(tmp_path / "c.sqlite"))
+    warm.predict_proba(model, texts[::3])  # some texts cached first, in other batches
+    fresh = Engine(EngineConfig(device="cpu", batch_size=8))
+    assert np.array_equal(warm.predict_proba(model, texts), fresh.predict_proba(model, texts))

@@ -20,7 +20,9 @@ PER_MODEL = ("params", "nonzero_params", "sparsity", "disk_bytes", "weight_bytes
                                           "weight_memory_ratio", "disk_ratio"),
        lower_is_better=("params", "nonzero_params", "disk_bytes", "weight_bytes", "peak_rss_bytes", "peak_gpu_bytes",
                         "latency_p50_ms", "latency_p95_ms", "energy_j_per_1k", "weight_memory_ratio", "disk_ratio"),
-       vs_baseline=("speedup", "speedup_min", "speedup_max", "latency_speedup", "weight_memory_ratio", "disk_ratio"))
+       vs_baseline=("speedup", "speedup_min", "speedup_max", "latency_speedup", "weight_memory_ratio", "disk_ratio"),
+       varies=("peak_rss_bytes", "peak_gpu_bytes", "latency_p50_ms", "latency_p95_ms", "throughput_items_per_s",
+               "throughput_tokens_per_s", "energy_j_per_1k", "speedup", "speedup_min", "speedup_max", "latency_speedup"))
 def efficiency(ctx: ProbeContext, *, latency_sample: int = 50, throughput_sample: int = 512, warmup: int = 5,
                rounds: int = 3) -> ProbeResult:
     """What compression bought: parameters, non-zeros, weight bytes, peak memory, batch-1 latency and

@@ -7,9 +7,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from audit.report import markdown
+from audit.report import html, junit, markdown, sarif
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 
 def _json_default(obj):
@@ -22,11 +22,23 @@ def _json_default(obj):
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+FILES = ("report.json", "report.md", "report.html", "junit.xml", "report.sarif")
+
+
 def render_all(report: dict) -> dict[str, str]:
     return {
-        "report.json": json.dumps(report, indent=2, default=_json_default, allow_nan=True) + "\n",
+        "report.json": json.dumps(report, indent=2, default=_json_default, allow_nan=False) + "\n",
         "report.md": markdown.render(report),
+        "report.html": html.render(report),
+        "junit.xml": junit.render(report),
+        "report.sarif": sarif.render(report),
     }
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_all(report: dict, out: Path) -> list[Path]:
@@ -39,6 +51,7 @@ def write_all(report: dict, out: Path) -> list[Path]:
             fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=out)
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(text)
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; reports are ordinary files
             staged.append((tmp, out / name))
         for tmp, final in staged:
             os.replace(tmp, final)

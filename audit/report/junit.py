@@ -1,0 +1,42 @@
+"""junit.xml: one test case per gate, so any CI test-report viewer shows the gates."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+
+def blocks(gate: dict, inconclusive_fails: bool) -> bool:
+    """Does this gate's result fail the run (see gates.verdict)?"""
+    return gate["severity"] == "fail" and (gate["status"] == "fail" or gate["status"] == "inconclusive" and inconclusive_fails)
+
+
+def render(report: dict) -> str:
+    gates = report["gates"]
+    inconclusive_fails = report["summary"].get("inconclusive", "fail") == "fail"
+    suite = ET.Element("testsuite", name=f"audit.{report['benchmark']['name']}", tests=str(len(gates)),
+                       timestamp=report["manifest"]["created"])
+    counts = {"failures": 0, "errors": 0, "skipped": 0}
+    for g in gates:
+        case = ET.SubElement(suite, "testcase", classname=f"audit.{report['benchmark']['name']}.gates", name=g["name"])
+        text = f"{g['metric']}: {g['message']}"
+        if blocks(g, inconclusive_fails):
+            ET.SubElement(case, "failure", message=g["message"], type=g["status"]).text = text
+            counts["failures"] += 1
+        elif g["status"] == "error":
+            ET.SubElement(case, "error", message=g["message"], type="error").text = text
+            counts["errors"] += 1
+        elif g["status"] == "skipped":
+            ET.SubElement(case, "skipped", message=g["message"])
+            counts["skipped"] += 1
+        elif g["status"] != "pass":  # a warning gate that did not pass: reported, not failing
+            ET.SubElement(case, "system-out").text = f"WARNING ({g['status']}): {text}"
+    for name, p in report["probes"].items():
+        if p["status"] == "error":
+            case = ET.SubElement(suite, "testcase", classname=f"audit.{report['benchmark']['name']}.probes", name=name)
+            ET.SubElement(case, "error", message=p["error"], type="probe-error").text = p.get("traceback", p["error"])
+            counts["errors"] += 1
+    suite.set("tests", str(len(suite)))
+    for k, v in counts.items():
+        suite.set(k, str(v))
+    ET.indent(suite)
+    return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"

@@ -1,0 +1,172 @@
+"""`audit verify`: re-run an audit from its report's manifest, or check a paper's claims against a report.
+
+A re-run reproduces when the verdict matches and every metric either matches (to float noise),
+or, where the original reported a confidence interval, falls inside it. Timing metrics, which
+differ on every run by nature, are listed but not compared.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from audit import gates as gates_mod, registry
+from audit.data import sha256_file
+from audit.errors import AuditError
+from audit.suite import GateSpec
+
+REL_TOL = 1e-6
+CLAIM_KEYS = {"claim", "metric", "value", "tolerance", "min", "max", "max_regression"}
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict:
+    return json.loads(resources.files("audit.report").joinpath("report.schema.json").read_text(encoding="utf-8"))
+
+
+def load_report(path: Path) -> dict:
+    """A report.json, checked against the shipped schema; a bad file is bad input."""
+    import jsonschema
+
+    try:
+        report = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise AuditError("report not found", str(path), "give the report.json an audit run wrote") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise AuditError(f"not a JSON report ({exc})", str(path), "give the report.json an audit run wrote") from None
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema()).iter_errors(report))
+    if error is not None:
+        where = "/".join(map(str, error.absolute_path)) or "(top level)"
+        raise AuditError(f"does not match the report schema at {where}: {error.message}", str(path),
+                         "give a report.json written by this version of audit")
+    return report
+
+
+def input_changes(manifest: dict) -> list[dict]:
+    """Files the original run read whose bytes are now different or missing."""
+    expected = dict(manifest["data"]) | dict(manifest["suite"]["files"])
+    for role, m in manifest.get("models", {}).items():
+        expected |= {str(Path(m["directory"]) / name): h for name, h in m["files"].items()}
+    changes = []
+    for path, digest in expected.items():
+        if not Path(path).is_file():
+            changes.append({"path": path, "change": "missing"})
+        elif sha256_file(Path(path)) != digest:
+            changes.append({"path": path, "change": "content differs"})
+    return changes
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= REL_TOL * max(1.0, abs(a), abs(b))
+
+
+def compare(original: dict, new: dict) -> list[dict]:
+    """Every metric of every probe: reproduced, within the original CI, differs, or varies (timing)."""
+    rows = []
+    for name, section in original["probes"].items():
+        fresh = new["probes"].get(name, {})
+        spec = registry.get(name)
+        for part in ("metrics", "baseline_metrics"):
+            for metric, old in (section.get(part) or {}).items():
+                value = (fresh.get(part) or {}).get(metric)
+                low, high = section[part].get(f"{metric}_ci_low"), section[part].get(f"{metric}_ci_high")
+                if any(metric.startswith(v) for v in spec.varies):
+                    status = "varies (timing, not compared)"
+                elif old is None or value is None:
+                    status = "reproduced" if old is value else "differs"
+                elif _close(old, value):
+                    status = "reproduced"
+                elif low is not None and high is not None and low <= value <= high:
+                    status = "within CI"
+                else:
+                    status = "differs"
+                rows.append({"probe": name, "role": "model" if part == "metrics" else "baseline", "metric": metric,
+                             "original": old, "new": value, "status": status})
+    return rows
+
+
+def summarize(original: dict, new: dict, changes: list[dict]) -> dict:
+    rows = compare(original, new)
+    gates = [{"gate": g["name"], "original": g["status"],
+              "new": next((h["status"] for h in new["gates"] if h["name"] == g["name"]), None)} for g in original["gates"]]
+    differs = [r for r in rows if r["status"] == "differs"]
+    return {"reproduced": original["verdict"] == new["verdict"] and not differs,
+            "verdict": {"original": original["verdict"], "new": new["verdict"]}, "input_changes": changes,
+            "gates": gates, "metrics": rows,
+            "counts": {s: sum(r["status"] == s for r in rows) for s in sorted({r["status"] for r in rows})}}
+
+
+def load_claims(path: Path) -> list[dict]:
+    try:
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise AuditError("claims file not found", str(path), "give a YAML file with a 'claims:' list") from None
+    except yaml.YAMLError as exc:
+        raise AuditError(f"invalid YAML ({exc})", str(path), "fix the YAML syntax") from None
+    claims = doc.get("claims") if isinstance(doc, dict) else None
+    if not isinstance(claims, list) or not claims:
+        raise AuditError("no 'claims:' list", str(path), "write claims: [{metric: accuracy.accuracy, value: 0.91}]")
+    for i, c in enumerate(claims):
+        where = f"{path}: claims[{i}]"
+        if not isinstance(c, dict) or not isinstance(c.get("metric"), str) or "." not in c["metric"]:
+            raise AuditError("a claim needs 'metric: probe.metric'", where, "e.g. metric: accuracy.accuracy")
+        unknown = set(c) - CLAIM_KEYS
+        if unknown:
+            raise AuditError(f"unknown key '{sorted(unknown)[0]}'", where, registry.did_you_mean(sorted(unknown)[0], CLAIM_KEYS))
+        kinds = [k for k in ("value", "min", "max", "max_regression") if k in c]
+        if len(kinds) != 1 or not all(isinstance(c[k], (int, float)) and not isinstance(c[k], bool) for k in kinds):
+            raise AuditError("a claim needs exactly one number: value, min, max or max_regression", where,
+                             "e.g. value: 0.91 (with tolerance:), or max_regression: 0.01")
+    return claims
+
+
+def check_claims(report: dict, claims: list[dict]) -> list[dict]:
+    """Each claim against the measured value and its CI: supported, contradicted or inconclusive."""
+    return [_claim(report, c) for c in claims]
+
+
+def _claim(report: dict, c: dict) -> dict:
+    probe, metric = c["metric"].split(".", 1)
+    section = report["probes"].get(probe)
+    out = {"claim": c.get("claim", c["metric"]), "metric": c["metric"]}
+    if section is None or section["status"] != "ok" or metric not in section["metrics"]:
+        return out | {"status": "inconclusive", "reason": f"the report has no measured {c['metric']}"}
+    if "value" in c:
+        return out | _value_claim(section, metric, c)
+    confidence = section.get("params", {}).get("confidence")
+    bounds = {k: float(c[k]) for k in ("min", "max", "max_regression") if k in c}
+    gate = gates_mod.evaluate(GateSpec(name=out["claim"], metric=c["metric"], confidence=confidence, **bounds),
+                              report["probes"])
+    if gate["status"] == "error" and confidence is not None:  # no CI for this metric: judge the point estimate
+        gate = gates_mod.evaluate(GateSpec(name=out["claim"], metric=c["metric"], **bounds), report["probes"])
+    status = {"pass": "supported", "fail": "contradicted"}.get(gate["status"], "inconclusive")
+    return out | {"status": status, "measured": gate["observed"], "ci": gate["ci"], "reason": gate["message"]}
+
+
+def _value_claim(section: dict, metric: str, c: dict) -> dict:
+    """A claimed number (± its rounding): contradicted when the CI excludes it, supported when the point
+    estimate rounds to it, inconclusive when only the CI reaches it."""
+    value = float(c["value"])
+    tol = float(c.get("tolerance", _half_unit(c["value"])))
+    measured = section["metrics"][metric]
+    low, high = section["metrics"].get(f"{metric}_ci_low"), section["metrics"].get(f"{metric}_ci_high")
+    ci = [low, high] if low is not None and high is not None else [measured, measured]
+    if ci[1] < value - tol or ci[0] > value + tol:
+        status = "contradicted"
+    elif abs(measured - value) <= tol:
+        status = "supported"
+    else:
+        status = "inconclusive"
+    return {"status": status, "measured": measured, "ci": ci if low is not None else None,
+            "reason": f"claimed {value:g} ± {tol:g}; measured {measured:.4g}"
+                      + (f", CI [{low:.4g}, {high:.4g}]" if low is not None else " (no CI)")}
+
+
+def _half_unit(value) -> float:
+    """Half a unit of the claimed number's last written digit: 0.91 -> 0.005."""
+    text = str(value)
+    return 0.5 * 10 ** -(len(text.split(".")[1]) if "." in text and "e" not in text else 0)
