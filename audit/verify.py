@@ -20,7 +20,7 @@ from audit.errors import AuditError
 from audit.suite import GateSpec
 
 REL_TOL = 1e-6
-CLAIM_KEYS = {"claim", "metric", "value", "tolerance", "min", "max", "max_regression"}
+CLAIM_KEYS = {"claim", "metric", "role", "value", "tolerance", "min", "max", "max_regression"}
 
 
 @lru_cache(maxsize=1)
@@ -117,6 +117,9 @@ def load_claims(path: Path) -> list[dict]:
         unknown = set(c) - CLAIM_KEYS
         if unknown:
             raise AuditError(f"unknown key '{sorted(unknown)[0]}'", where, registry.did_you_mean(sorted(unknown)[0], CLAIM_KEYS))
+        if c.get("role", "model") not in ("model", "baseline") or c.get("role") == "baseline" and "max_regression" in c:
+            raise AuditError("'role' must be model or baseline (max_regression compares the two)", where,
+                             "e.g. role: baseline for a claim about the uncompressed model")
         kinds = [k for k in ("value", "min", "max", "max_regression") if k in c]
         if len(kinds) != 1 or not all(isinstance(c[k], (int, float)) and not isinstance(c[k], bool) for k in kinds):
             raise AuditError("a claim needs exactly one number: value, min, max or max_regression", where,
@@ -131,18 +134,21 @@ def check_claims(report: dict, claims: list[dict]) -> list[dict]:
 
 def _claim(report: dict, c: dict) -> dict:
     probe, metric = c["metric"].split(".", 1)
+    role = c.get("role", "model")
     section = report["probes"].get(probe)
-    out = {"claim": c.get("claim", c["metric"]), "metric": c["metric"]}
+    out = {"claim": c.get("claim", c["metric"]), "metric": c["metric"], "role": role}
+    if section is not None and role == "baseline":  # judge the baseline's values as if they were the model's
+        section = {**section, "metrics": section.get("baseline_metrics") or {}}
     if section is None or section["status"] != "ok" or metric not in section["metrics"]:
-        return out | {"status": "inconclusive", "reason": f"the report has no measured {c['metric']}"}
+        return out | {"status": "inconclusive", "reason": f"the report has no measured {c['metric']} for the {role}"}
     if "value" in c:
         return out | _value_claim(section, metric, c)
     confidence = section.get("params", {}).get("confidence")
     bounds = {k: float(c[k]) for k in ("min", "max", "max_regression") if k in c}
-    gate = gates_mod.evaluate(GateSpec(name=out["claim"], metric=c["metric"], confidence=confidence, **bounds),
-                              report["probes"])
+    probes = {**report["probes"], probe: section}
+    gate = gates_mod.evaluate(GateSpec(name=out["claim"], metric=c["metric"], confidence=confidence, **bounds), probes)
     if gate["status"] == "error" and confidence is not None:  # no CI for this metric: judge the point estimate
-        gate = gates_mod.evaluate(GateSpec(name=out["claim"], metric=c["metric"], **bounds), report["probes"])
+        gate = gates_mod.evaluate(GateSpec(name=out["claim"], metric=c["metric"], **bounds), probes)
     status = {"pass": "supported", "fail": "contradicted"}.get(gate["status"], "inconclusive")
     return out | {"status": status, "measured": gate["observed"], "ci": gate["ci"], "reason": gate["message"]}
 

@@ -179,11 +179,13 @@ def test_verify_claims_supported_contradicted_inconclusive(audited, tmp_path):
          "tolerance": 0.001},
         {"claim": "loses less than 100 points", "metric": "accuracy.accuracy", "max_regression": 1.0},
         {"claim": "nothing measured", "metric": "shift.accuracy_nowhere", "min": 0.5},
+        {"claim": "baseline as measured", "metric": "accuracy.accuracy", "role": "baseline",
+         "value": round(report["probes"]["accuracy"]["baseline_metrics"]["accuracy"], 3)},
     ]}
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(claims))
     result = run("verify", out / "report.json", "--claims", tmp_path / "c.yaml", "--json")
     statuses = [r["status"] for r in json.loads(result.output)]
-    assert statuses == ["supported", "contradicted", "inconclusive", "supported", "inconclusive"]
+    assert statuses == ["supported", "contradicted", "inconclusive", "supported", "inconclusive", "supported"]
     assert result.exit_code == 1
     (tmp_path / "bad.yaml").write_text("claims:\n  - {metric: accuracy.accuracy, valu: 0.9}\n")
     assert_bad_input(run("verify", out / "report.json", "--claims", tmp_path / "bad.yaml"), tmp_path / "none",
