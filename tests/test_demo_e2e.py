@@ -38,6 +38,7 @@ def test_demo_trains_compresses_audits_and_caches(tmp_path):
     second = CliRunner().invoke(main, ["demo", "--out", str(out)])
     assert second.exit_code == first.exit_code
     again = json.loads((out / "report.json").read_text())
-    assert again["engine_stats"]["computed"] == 0 and again["engine_stats"]["cached"] > 0
+    # the fp32 baseline comes from the cache; the int8 model is always re-scored (batch-dependent), identically
+    assert 0 < again["engine_stats"]["computed"] < report["engine_stats"]["computed"] and again["engine_stats"]["cached"] > 0
     assert again["probes"]["accuracy"]["metrics"] == acc["metrics"]
     assert again["probes"]["adversarial"]["metrics"] == report["probes"]["adversarial"]["metrics"]  # seeded
