@@ -50,6 +50,9 @@ class Probe:
     def needs_baseline_for(self, metric: str) -> bool:
         return _matches(metric, self.vs_baseline)
 
+    def varies_for(self, metric: str) -> bool:
+        return _matches(metric, self.varies)
+
 
 def _matches(metric: str, patterns: tuple[str, ...]) -> bool:
     return any(re.fullmatch(re.escape(m).replace(r"\{label\}", ".+").replace(r"\{set\}", ".+"), metric)

@@ -6,10 +6,10 @@ is checked before the first model forward pass, so bad input never leaves a part
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import traceback
-import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -58,9 +58,13 @@ class CheckRequest:
 
     @classmethod
     def from_dict(cls, d: dict, out: Path) -> "CheckRequest":
-        return cls(**{**d, "train_data": tuple(Path(p) for p in d["train_data"]),
-                      "probes": tuple(d["probes"]) if d["probes"] else None, "engine": EngineConfig(**d["engine"]),
-                      "out": out})
+        try:
+            return cls(**{**d, "train_data": tuple(Path(p) for p in d["train_data"]),
+                          "probes": tuple(d["probes"]) if d["probes"] else None,
+                          "engine": EngineConfig(**d["engine"]), "out": out})
+        except (TypeError, KeyError) as exc:
+            raise AuditError(f"the report's manifest.request cannot be re-run ({exc})", "manifest.request",
+                             "re-run the audit with this version of audit, then verify that report") from None
 
 
 def select_probes(suite, names) -> dict[str, dict]:

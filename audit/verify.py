@@ -74,7 +74,7 @@ def compare(original: dict, new: dict) -> list[dict]:
             for metric, old in (section.get(part) or {}).items():
                 value = (fresh.get(part) or {}).get(metric)
                 low, high = section[part].get(f"{metric}_ci_low"), section[part].get(f"{metric}_ci_high")
-                if any(metric.startswith(v) for v in spec.varies):
+                if spec.varies_for(metric):
                     status = "varies (timing, not compared)"
                 elif old is None or value is None:
                     status = "reproduced" if old is value else "differs"

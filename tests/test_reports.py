@@ -166,6 +166,10 @@ def test_verify_reproduces_the_audit_and_notices_tampering(audited, tmp_path):
     result = run("verify", tmp_path / "t.json", "--out", tmp_path / "v2")
     assert result.exit_code == 1 and "[differs] accuracy.accuracy (model)" in result.output
     assert "reproduced: no" in result.output
+    tampered["manifest"]["request"]["colour"] = "blue"  # a request this version cannot re-run
+    (tmp_path / "t.json").write_text(json.dumps(tampered))
+    assert_bad_input(run("verify", tmp_path / "t.json", "--out", tmp_path / "v3"), tmp_path / "v3",
+                     "manifest.request cannot be re-run")
 
 
 def test_verify_claims_supported_contradicted_inconclusive(audited, tmp_path):

@@ -113,12 +113,11 @@ def attack(proba: Callable[[list[str]], np.ndarray], texts: list[str], labels: n
         a.status = "skipped" if a.prediction != a.label else "running"
         attempts.append(a)
     rng_tag = zlib.crc32(recipe.name.encode())
-    allowed = [i for i, a in enumerate(attempts) if a.status == "running" and _eligible(a, recipe, stopwords)]
     for a in attempts:
-        if a.status == "running" and a.index not in allowed:
-            a.status = "failed"
+        if a.status == "running" and not _eligible(a, recipe, stopwords):
+            a.status = "failed"  # nothing it may edit
     if recipe.search == "wir":
-        _rank_words(proba, [attempts[i] for i in allowed], recipe, stopwords, unk, query_budget)
+        _rank_words(proba, [a for a in attempts if a.status == "running"], recipe, stopwords, unk, query_budget)
     round_no = 0
     while running := [a for a in attempts if a.status == "running"]:
         batch: list[tuple[Attempt, int, str, str]] = []

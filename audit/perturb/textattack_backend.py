@@ -8,6 +8,7 @@ NLTK_DATA; we write the list we ship there first. Of its recipes only these two 
 from __future__ import annotations
 
 import os
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -31,8 +32,9 @@ def nltk_data_dir() -> Path:
     return root
 
 
+@cache
 def load():
-    """The textattack module, or None when it is not installed."""
+    """The textattack module, or None when it is not installed (NLTK_DATA is set up once)."""
     os.environ["NLTK_DATA"] = os.pathsep.join(filter(None, [str(nltk_data_dir()), os.environ.get("NLTK_DATA")]))
     try:
         import nltk

@@ -27,8 +27,7 @@ def fit_sample(ctx: ProbeContext, split: str, size: int):
     keep = np.array([i for i, t in enumerate(held.texts) if t not in eval_texts], dtype=np.int64)
     if not len(keep):
         raise ValueError(f"split '{split}' has no examples outside the eval split to fit the temperature on")
-    rng = np.random.default_rng(ctx.seed)
-    return held.subset(np.sort(rng.choice(keep, size=min(size, len(keep)), replace=False)))
+    return held.subset(keep).sample(size, ctx.seed)
 
 
 @probe("calibration", metrics=tuple(MEASURES) + CI_METRICS + ("temperature", "ece_after_scaling", "nll_after_scaling"),
