@@ -233,7 +233,7 @@ def verify(report, claims, out, use_cache, as_json):
     changes = verify_mod.input_changes(original["manifest"])
     for c in changes:
         log(f"input changed since the original run: {c['path']} ({c['change']})")
-    req = CheckRequest.from_dict({**request, "use_cache": use_cache}, out)
+    req = guarded(lambda: CheckRequest.from_dict({**request, "use_cache": use_cache}, out))
     rerun = run_contamination if request["command"] == "contamination" else run_check
     new = guarded(lambda: rerun(req, log))
     result = verify_mod.summarize(original, new, changes)
