@@ -1,6 +1,7 @@
 """The `audit` command line. The only place that turns errors into exit codes.
 
-Exit codes: 0 every blocking gate passed; 1 a gate failed (or a probe errored); 2 bad input.
+Exit codes: 0 pass; 1 fail, error or inconclusive; 2 bad input (one line on stderr, nothing written);
+130 interrupted (Ctrl-C; nothing written).
 """
 
 from __future__ import annotations
@@ -10,15 +11,38 @@ import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from audit.errors import AuditError
-from audit.runner import CheckRequest
+from audit.runner import MAX_SEED, CheckRequest
+from audit.status import STATUSES
 
-EXIT = {"pass": 0, "fail": 1, "error": 1}
+INTERRUPTED = 130
 
 
 class BadInput(click.ClickException):
     exit_code = 2
+
+
+class AuditGroup(click.Group):
+    """Click, with every error on one line (a fix included) and Ctrl-C as exit 130, not "Aborted!" and 1."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.Abort:
+            click.echo("audit: interrupted (no report written)", err=True)
+            sys.exit(INTERRUPTED)
+        except click.exceptions.NoArgsIsHelpError as exc:  # a bare `audit`: the help, as click shows it
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            message = " ".join(exc.format_message().split())
+            if isinstance(exc, click.UsageError) and exc.ctx is not None:
+                message = f"{exc.ctx.command_path}: {message} (fix: see '{exc.ctx.command_path} --help')"
+            click.echo(f"Error: {message}", err=True)
+            sys.exit(exc.exit_code)
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 def log(msg: str) -> None:
@@ -33,14 +57,30 @@ def guarded(fn):
         raise BadInput(exc.message) from None
 
 
+def explicit(name: str) -> bool:
+    """Was this option given on the command line (not its default)?"""
+    return click.get_current_context().get_parameter_source(name) == ParameterSource.COMMANDLINE
+
+
+def refuse_unused(used: bool, *names: str, why: str) -> None:
+    """An option the run would ignore is bad input, never silence."""
+    given = [n for n in names if explicit(n)]
+    if given and not used:
+        option = "--" + given[0].replace("_", "-")
+        raise BadInput(f"{option}: {why} (fix: drop {option})")
+
+
 def parse_csv(value: str | None) -> tuple[str, ...] | None:
-    return tuple(v.strip() for v in value.split(",") if v.strip()) if value else None
+    return tuple(v.strip() for v in value.split(",") if v.strip()) if value is not None else None
 
 
 def parse_pairs(items, option: str, form: str) -> dict[str, str]:
     pairs = [p.split("=", 1) for p in items if p.strip()]
     if any(len(p) != 2 or not p[0].strip() or not p[1].strip() for p in pairs):
         raise BadInput(f"{option}: expected {form}")
+    keys = [k.strip() for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise BadInput(f"{option}: '{next(k for k in keys if keys.count(k) > 1)}' is given twice (fix: give it once)")
     return {k.strip(): v.strip() for k, v in pairs}
 
 
@@ -58,26 +98,30 @@ def engine_options(fn):
                      help="Most sequences per batch [default: 64 on CPU, 256 on CUDA]."),
         click.option("--batch-tokens", type=click.IntRange(16),
                      help="Most padded tokens per batch; batches are cut by length [default: 4096 CPU, 65536 CUDA]."),
-        click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
+        click.option("--out", type=click.Path(path_type=Path), default=Path("reports"),
                      show_default=True, help="Folder for the reports (html, md, json, junit.xml, sarif)."),
     ]):
         fn = opt(fn)
     return fn
 
 
+SEED = click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
+                    help="Seed for every random choice (0 to 2**32-1).")
+
+
 def finish(report: dict, out: Path) -> None:
     """Print the verdict and gate lines, then exit with the verdict's code."""
     for g in report["gates"]:
-        click.echo(f"  [{g['status'].upper():7}] {g['name']}: {g['message']}")
+        click.echo(f"  [{g['status'].upper():12}] {g['name']}: {g['message']}")
     for name, p in report["probes"].items():
         if p["status"] == "error":
-            click.echo(f"  [ERROR  ] probe {name}: {p['error']}")
-    click.echo(f"verdict: {report['verdict'].upper()}  (reports in {out}: report.html, report.md, report.json, "
-               "junit.xml, report.sarif)")
-    sys.exit(EXIT[report["verdict"]])
+            click.echo(f"  [{'ERROR':12}] probe {name}: {p['error']}")
+    click.echo(f"verdict: {report['verdict'].upper()} ({report['summary']['verdict_reason']})")
+    click.echo(f"reports in {out}: report.html, report.md, report.json, junit.xml, report.sarif")
+    sys.exit(STATUSES[report["verdict"]].exit_code)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=AuditGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="audit")
 def main():
     """Audit a (compressed) text classifier against the benchmark it claims: contamination,
@@ -92,24 +136,28 @@ def main():
               help="Training corpus file(s) for the contamination and long-tail probes; repeatable.")
 @click.option("--probes", help="Comma-separated probes to run instead of the suite's list.")
 @click.option("--shift-set", multiple=True, metavar="NAME=PATH",
-              help="Extra shift set for the shift probe: a file with text and label columns; repeatable.")
+              help="Extra shift set for the shift probe, in the benchmark's own eval format or with text and label "
+                   "columns; repeatable.")
 @engine_options
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for every random choice.")
-@click.option("--limit", type=click.IntRange(1), help="Score a seeded sample of this many eval examples.")
+@SEED
+@click.option("--limit", type=click.IntRange(1), help="Score a seeded sample of this many eval examples (and cap every "
+                                                      "other sampled set at it).")
 @click.option("--label-map", help="MODEL_LABEL=SUITE_LABEL,... when label names differ.")
+@click.option("--drop-label", multiple=True, metavar="MODEL_LABEL",
+              help="A model class the suite does not name, dropped (its probability renormalised away); repeatable.")
 @click.option("--strict", is_flag=True, help="Re-raise a probe's exception instead of reporting it as ERROR.")
 @click.option("--allow-unsafe", is_flag=True, help="Allow pickle checkpoints and trust_remote_code models.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the on-disk prediction cache.")
 def check(model, benchmark, baseline, train_data, probes, shift_set, device, batch_size, batch_tokens, out, seed, limit,
-          label_map, strict, allow_unsafe, no_cache):
-    """Audit MODEL on a benchmark suite and write a report; exit 0 pass, 1 fail, 2 bad input."""
+          label_map, drop_label, strict, allow_unsafe, no_cache):
+    """Audit MODEL on a benchmark suite and write a report; exit 0 pass, 1 fail/error/inconclusive, 2 bad input."""
     from audit.engine import EngineConfig
     from audit.runner import check as run_check
 
     req = CheckRequest(model=model, benchmark=benchmark, baseline=baseline, train_data=train_data,
                        probes=parse_csv(probes), out=out, seed=seed, limit=limit, strict=strict,
-                       allow_unsafe=allow_unsafe, label_map=parse_label_map(label_map), use_cache=not no_cache,
-                       shift_sets=parse_pairs(shift_set, "--shift-set", "NAME=PATH"),
+                       allow_unsafe=allow_unsafe, label_map=parse_label_map(label_map), drop_labels=tuple(drop_label),
+                       use_cache=not no_cache, shift_sets=parse_pairs(shift_set, "--shift-set", "NAME=PATH"),
                        engine=EngineConfig(device=device, batch_size=batch_size, batch_tokens=batch_tokens))
     finish(guarded(lambda: run_check(req, log)), out)
 
@@ -119,21 +167,25 @@ def check(model, benchmark, baseline, train_data, probes, shift_set, device, bat
 @click.option("--train-data", multiple=True,
               help="Corpus file, folder, glob or hf: id (.txt one document per line, .jsonl, .csv, .tsv, .parquet, "
                    ".gz); repeatable. The suite's own training split is always scanned too.")
-@click.option("--text-field", help="Field or column holding the text in jsonl/csv/tsv/parquet corpora [default: text].")
-@click.option("--threshold", type=click.FloatRange(0, 1), help="Jaccard at or above which an item counts as contaminated [suite, else 0.8].")
-@click.option("--containment-threshold", type=click.FloatRange(0, 1),
+@click.option("--text-field", help="Field or column holding the text in --train-data jsonl/csv/tsv/parquet corpora "
+                                   "[default: text].")
+@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True),
+              help="Jaccard at or above which an item counts as contaminated [suite, else 0.8].")
+@click.option("--containment-threshold", type=click.FloatRange(0, 1, min_open=True),
               help="Share of an item's shingles found in one document that counts as contaminated [suite, else 0.8].")
-@click.option("--shingle-size", type=click.IntRange(1), help="Words per shingle [suite, else 5].")
-@click.option("--num-perm", type=click.IntRange(16), help="MinHash permutations [suite, else 128].")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"), show_default=True,
+@click.option("--shingle-size", type=click.IntRange(1, 64), help="Words per shingle [suite, else 5].")
+@click.option("--num-perm", type=click.IntRange(16, 1024), help="MinHash permutations [suite, else 128].")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
               help="Folder for the reports (html, md, json, junit.xml, sarif).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for MinHash and --limit sampling.")
+@SEED
 @click.option("--limit", type=click.IntRange(1), help="Scan a seeded sample of this many eval examples.")
 def contamination(benchmark, train_data, text_field, threshold, containment_threshold, shingle_size, num_perm, out,
                   seed, limit):
     """Search a benchmark's eval split in training corpora (no model needed); exit 1 if a gate fails."""
     from audit.runner import contamination as run_contamination
 
+    refuse_unused(bool(train_data), "text_field", why="it names the text column of --train-data corpora, and none "
+                                                      "was given (the suite's own split names its field)")
     params = {k: v for k, v in {"jaccard_threshold": threshold, "containment_threshold": containment_threshold,
                                 "shingle_size": shingle_size, "num_perm": num_perm, "text_field": text_field}.items()
               if v is not None}
@@ -158,18 +210,22 @@ def suites():
 @main.command()
 @click.argument("suite_file", type=click.Path(path_type=Path))
 def validate(suite_file):
-    """Validate a suite YAML (keys, data files, probes, gates) without loading any model."""
+    """Validate a suite as `audit check` would (keys, probes and their parameters, gates, and every data file:
+    encoding, header, fields, labels, rows), without loading any model."""
     from audit import suite as suite_mod
+    from audit.data import read_suite_data
 
     s = guarded(lambda: suite_mod.load(str(suite_file)))
+    splits = guarded(lambda: read_suite_data(s))
+    rows = ", ".join(f"{name} {len(split)}" for name, split in splits.items())
     click.echo(f"{suite_file}: ok ({s.name}: {len(s.labels)} labels, {len(s.probes)} probes, {len(s.gates)} gates, "
-               f"{len(s.shift_sets)} shift sets)")
+               f"{len(s.shift_sets)} shift sets; rows: {rows})")
 
 
 @main.command()
 @click.argument("model")
 @click.option("--method", required=True, help="int8 | fp16 | bf16 | prune:FRACTION (e.g. prune:0.5).")
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output directory.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output directory.")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
 @click.option("--allow-unsafe", is_flag=True, help="Allow pickle checkpoints and trust_remote_code models.")
 def compress(model, method, out, overwrite, allow_unsafe):
@@ -192,9 +248,10 @@ def demo(device, batch_size, batch_tokens, out):
     """Fine-tune the packaged MiniLM on SST-2, compress it to int8, and audit int8 vs fp32 on sst2."""
     from audit.demo import BENCHMARK, demo_models
     from audit.engine import EngineConfig
-    from audit.runner import check as run_check
+    from audit.runner import check as run_check, check_out_dir
 
     def run():
+        check_out_dir(out, {})
         baseline, int8 = demo_models(log)
         req = CheckRequest(model=str(int8), baseline=str(baseline), benchmark=BENCHMARK, out=out,
                            engine=EngineConfig(device=device, batch_size=batch_size, batch_tokens=batch_tokens))
@@ -207,7 +264,7 @@ def demo(device, batch_size, batch_tokens, out):
 @click.argument("report", type=click.Path(path_type=Path))
 @click.option("--claims", type=click.Path(path_type=Path),
               help="YAML list of claimed numbers to check against REPORT's measurements (no re-run).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("reports/verify"),
+@click.option("--out", type=click.Path(path_type=Path), default=Path("reports/verify"),
               show_default=True, help="Folder for the re-run's report.")
 @click.option("--use-cache", is_flag=True, help="Let the re-run read cached predictions (default: score afresh).")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
@@ -216,8 +273,9 @@ def verify(report, claims, out, use_cache, as_json):
     (within the CI for sampled metrics); with --claims, check a paper's numbers against REPORT instead.
     Exit 0 reproduced / all claims supported, 1 otherwise, 2 bad input."""
     from audit import verify as verify_mod
-    from audit.runner import CheckRequest, check as run_check, contamination as run_contamination
+    from audit.runner import contamination as run_contamination, check as run_check
 
+    refuse_unused(claims is None, "out", "use_cache", why="--claims checks the report's numbers without a re-run")
     original = guarded(lambda: verify_mod.load_report(report))
     if claims:
         results = verify_mod.check_claims(original, guarded(lambda: verify_mod.load_claims(claims)))
@@ -230,10 +288,10 @@ def verify(report, claims, out, use_cache, as_json):
         sys.exit(0 if all(r["status"] == "supported" for r in results) else 1)
 
     request = original["manifest"]["request"]
+    req = guarded(lambda: CheckRequest.from_dict({**request, "use_cache": use_cache}, out))
     changes = verify_mod.input_changes(original["manifest"])
     for c in changes:
         log(f"input changed since the original run: {c['path']} ({c['change']})")
-    req = guarded(lambda: CheckRequest.from_dict({**request, "use_cache": use_cache}, out))
     rerun = run_contamination if request["command"] == "contamination" else run_check
     new = guarded(lambda: rerun(req, log))
     result = verify_mod.summarize(original, new, changes)
@@ -256,12 +314,17 @@ def verify(report, claims, out, use_cache, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
 @click.option("--tolerance", type=click.FloatRange(0), default=0.0, show_default=True,
               help="Ignore metric changes no larger than this.")
-@click.option("--fail-on-regression", is_flag=True, help="Exit 1 if any gate's status got worse.")
-def diff(old, new, as_json, tolerance, fail_on_regression):
-    """What changed between two reports: verdict, gate statuses and metric deltas (for ratcheting in CI)."""
+@click.option("--fail-on-regression", is_flag=True, help="Exit 1 if the verdict or any gate's status got worse.")
+@click.option("--force", is_flag=True, help="Compare reports of different benchmarks, suites or eval samples anyway.")
+def diff(old, new, as_json, tolerance, fail_on_regression, force):
+    """What changed between two reports of the same audit: verdict, gate statuses and metric deltas (for
+    ratcheting in CI). Reports of different benchmarks, suite files or eval samples are refused (exit 2)."""
     from audit import diff as diff_mod
     from audit.verify import load_report
 
-    d = diff_mod.diff(guarded(lambda: load_report(old)), guarded(lambda: load_report(new)), tolerance)
+    a, b = guarded(lambda: load_report(old)), guarded(lambda: load_report(new))
+    if not force:
+        guarded(lambda: diff_mod.comparable(a, b))
+    d = diff_mod.diff(a, b, tolerance)
     click.echo(json.dumps(d, indent=2) if as_json else diff_mod.render(d))
     sys.exit(1 if fail_on_regression and d["worse"] else 0)

@@ -2,7 +2,8 @@
 
 A dynamically quantized model cannot go through ``save_pretrained`` (its packed weights have
 no ``data_ptr``), so int8 is stored as the base safetensors plus a recipe file and rebuilt on
-load; quantization of the same weights is deterministic, so the rebuilt model is the same.
+load (audit/recipes.py); quantization of the same weights is deterministic, so the rebuilt model
+is the same.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import tempfile
 from pathlib import Path
 
 from audit.errors import AuditError
-from audit.models import RECIPE_FILE, LoadedModel
+from audit.models import LoadedModel
+from audit.recipes import RECIPE_FILE
 
 METHODS = ("int8", "fp16", "bf16", "prune:<fraction>")
 
@@ -34,20 +36,6 @@ def parse_method(method: str) -> dict:
             raise AuditError(f"pruning fraction must be between 0 and 1, got '{method}'", "--method", "e.g. prune:0.5")
         return {"method": "prune", "amount": amount, "scheme": "global L1 magnitude over encoder nn.Linear weights"}
     raise AuditError(f"unknown compression method '{method}'", "--method", f"use one of: {', '.join(METHODS)}")
-
-
-def rebuild(module, recipe: dict):
-    """Apply the part of a recipe that is not stored in the weights (int8 quantization)."""
-    if recipe.get("method") != "int8":
-        return module
-    import warnings
-
-    import torch
-    from torch.ao.quantization import quantize_dynamic
-
-    with warnings.catch_warnings():  # torch deprecates the eager API in favour of torchao; it still works
-        warnings.simplefilter("ignore")
-        return quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8)
 
 
 def _prune(module, amount: float) -> float:

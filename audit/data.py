@@ -1,7 +1,9 @@
-"""Read labelled splits from local files (tsv/csv/jsonl/parquet/txt, optionally .gz) or `hf:` datasets.
+"""Read labelled splits from local files (tsv/csv/jsonl/parquet/txt, optionally gzip) or `hf:` datasets.
 
 TSV files are read unquoted (``QUOTE_NONE``): benchmark text contains literal ``"``
 characters (see suites/data/SOURCES.md), and CSV quoting rules would corrupt it.
+Compression is recognised by the file's first bytes, not its name; every error names the
+file and, where there is one, the line.
 """
 
 from __future__ import annotations
@@ -18,9 +20,13 @@ from typing import Iterator
 import numpy as np
 
 from audit.errors import DataError
-from audit.suite import DataSpec
+from audit.suite import DataSpec, Suite, template_fields
 
 FORMATS = (".tsv", ".csv", ".jsonl", ".parquet", ".txt")
+FIELD_LIMIT = 4 << 20  # characters in one CSV/TSV field; a longer one is nearly always an unclosed quote
+csv.field_size_limit(max(csv.field_size_limit(), FIELD_LIMIT))
+MAGIC = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz",
+         b"PK\x03\x04": "zip", b"PAR1": "parquet"}
 
 
 @dataclass(frozen=True)
@@ -72,68 +78,97 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def iter_records(path: Path, fmt: str | None = None) -> Iterator[tuple[int, dict]]:
-    """Yield (line or row number, record) from a local file, streaming; text must be UTF-8."""
+def _open_raw(path: Path, fmt: str):
+    """The file's bytes, gunzipped when its first bytes say gzip; other containers are named, not guessed."""
+    if not path.is_file():
+        raise DataError("is a directory, not a data file" if path.is_dir() else "file not found", str(path),
+                        "check the path")
+    with open(path, "rb") as f:
+        head = f.read(6)
+    kind = next((name for magic, name in MAGIC.items() if head.startswith(magic)), None)
+    if kind == "gzip":
+        return gzip.open(path, "rb")
+    if path.suffix.lower() == ".gz":
+        raise DataError("named .gz but not gzip-compressed", str(path), "rename it without .gz, or gzip it")
+    if kind == "parquet" and fmt != ".parquet":
+        raise DataError(f"is a parquet file, not {fmt}", str(path), "name it .parquet")
+    if kind in ("zstd", "bzip2", "xz", "zip"):
+        raise DataError(f"is {kind}-compressed", str(path), "decompress it, or recompress it with gzip and name it .gz")
+    return open(path, "rb")
+
+
+def _lines(path: Path, fmt: str) -> Iterator[tuple[int, str]]:
+    """(line number, decoded line with its newline); a byte that is not UTF-8 is an error naming its line."""
+    try:
+        with _open_raw(path, fmt) as raw:
+            for n, line in enumerate(raw, 1):
+                try:
+                    text = line.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise DataError(f"not UTF-8 text (byte {exc.start} of the line is {line[exc.start:exc.start + 1]!r})",
+                                    f"{path}:{n}", "re-encode the file as UTF-8, e.g. iconv -f latin1 -t utf-8") from None
+                yield n, text.removeprefix("\ufeff") if n == 1 else text
+    except (OSError, EOFError) as exc:
+        raise DataError(f"cannot read file ({exc})", str(path), "check that the file is complete and of its stated type") \
+            from None
+
+
+def iter_records(path: Path, fmt: str | None = None, columns: tuple[str, ...] | None = None
+                 ) -> Iterator[tuple[int, dict]]:
+    """Yield (line or row number, record) from a local file, streaming; text must be UTF-8.
+    ``columns`` names the fields of a headerless .csv/.tsv file."""
     fmt = fmt or file_format(path)
     if fmt == ".parquet":
-        _must_exist(path)
         yield from _iter_parquet(path)
     elif fmt == ".txt":
-        yield from ((n, {"text": line}) for n, line in iter_lines(path))
+        yield from ((n, {"text": line.rstrip("\r\n")}) for n, line in _lines(path, fmt) if line.strip())
+    elif fmt == ".jsonl":
+        yield from ((n, _json_line(line, path, n)) for n, line in _lines(path, fmt) if line.strip())
     else:
-        yield from _read_text(path, lambda stream: _iter_table(stream, fmt, path))
-
-
-def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, line) of the non-blank lines of a text file (optionally .gz)."""
-    for block in iter_line_blocks(path):
-        yield from block
+        yield from _iter_table(path, fmt, columns)
 
 
 def iter_line_blocks(path: Path, hint: int = 1 << 22) -> Iterator[list[tuple[int, str]]]:
-    """``iter_lines`` in lists of about ``hint`` characters: block reads cost far less per line."""
-    def parse(stream):
-        first = 1
-        while lines := stream.readlines(hint):
-            yield [(first + i, line.rstrip("\r\n")) for i, line in enumerate(lines) if not line.isspace()]
-            first += len(lines)
-
-    return _read_text(path, parse)
-
-
-def _must_exist(path: Path) -> None:
-    if not path.is_file():
-        raise DataError("file not found", str(path), "check the path")
-
-
-def _read_text(path: Path, parse) -> Iterator:
-    """Stream ``parse(text stream)`` over a UTF-8 file, turning read errors into one-line DataErrors."""
-    _must_exist(path)
-    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    """(line number, line) of the non-blank lines of a text file, in lists of about ``hint`` characters:
+    block reads cost far less per line (the contamination scan's fast path)."""
     try:
-        with opener(path, "rb") as raw:
-            yield from parse(io.TextIOWrapper(raw, encoding="utf-8", newline=""))
+        with _open_raw(path, ".txt") as raw:
+            stream = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+            first = 1
+            while lines := stream.readlines(hint):
+                yield [(first + i, line.rstrip("\r\n")) for i, line in enumerate(lines) if not line.isspace()]
+                first += len(lines)
     except UnicodeDecodeError as exc:
-        raise DataError(f"not UTF-8 text (byte {exc.start} of a line is {exc.object[exc.start:exc.start + 1]!r})",
-                        str(path), "re-encode the file as UTF-8, e.g. iconv -f latin1 -t utf-8") from None
-    except (OSError, EOFError, csv.Error) as exc:
-        raise DataError(f"cannot read file ({exc})", str(path), "check that the file is complete and of its stated type") from None
+        raise DataError(f"not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r})", str(path),
+                        "re-encode the file as UTF-8, e.g. iconv -f latin1 -t utf-8") from None
+    except (OSError, EOFError) as exc:
+        raise DataError(f"cannot read file ({exc})", str(path), "check that the file is complete and of its stated type") \
+            from None
 
 
-def _iter_table(stream, fmt: str, path: Path) -> Iterator[tuple[int, dict]]:
-    if fmt == ".jsonl":
-        for n, line in enumerate(stream, 1):
-            if line.strip():
-                yield n, _json_line(line, path, n)
-        return
-    quoting = csv.QUOTE_NONE if fmt == ".tsv" else csv.QUOTE_MINIMAL
-    reader = csv.reader(stream, delimiter="\t" if fmt == ".tsv" else ",", quoting=quoting)
-    header = next(reader, None)
-    if header is None:
-        return
-    for row in reader:
-        if row:
+def _iter_table(path: Path, fmt: str, columns: tuple[str, ...] | None) -> Iterator[tuple[int, dict]]:
+    tsv = fmt == ".tsv"
+    lines = _lines(path, fmt)
+    reader = csv.reader((line for _, line in lines), delimiter="\t" if tsv else ",",
+                        quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL)
+    try:
+        header = list(columns) if columns else next(reader, None)
+        if header is None:
+            return
+        for row in reader:
+            if not row or row == [""]:
+                continue
+            if len(row) != len(header):
+                what = "the suite's columns list" if columns else "the header has"
+                raise DataError(f"line {reader.line_num} has {len(row)} field(s); {what} {len(header)} "
+                                f"({', '.join(header)})", f"{path}:{reader.line_num}",
+                                "give each line one field per column, separated by tabs (TSV is never quoted, so a text "
+                                "may not hold a tab)" if tsv else "give each line one field per column; quote fields "
+                                "that hold commas (\"a, b\")")
             yield reader.line_num, dict(zip(header, row))
+    except csv.Error as exc:
+        raise DataError(f"cannot parse line {reader.line_num} ({exc})", f"{path}:{reader.line_num}",
+                        "check for an unclosed quote or a binary file") from None
 
 
 def _json_line(line: str, path: Path, n: int) -> dict:
@@ -149,6 +184,7 @@ def _json_line(line: str, path: Path, n: int) -> dict:
 def _iter_parquet(path: Path) -> Iterator[tuple[int, dict]]:
     import pyarrow.parquet as pq
 
+    _open_raw(path, ".parquet").close()
     try:
         pf = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises several types for a damaged file
@@ -173,18 +209,39 @@ def iter_hub(path: str, config: str | None = None, split: str | None = None) -> 
                         "check the id, hf_config and hf_split, and that you are online, or use a local file") from None
 
 
+def spec_records(spec: DataSpec) -> Iterator[tuple[int, dict]]:
+    """The records of a data source, local or `hf:`, with a headerless file's ``columns`` applied."""
+    if spec.is_hub:
+        return iter_hub(spec.path, spec.hf_config, spec.hf_split)
+    return iter_records(Path(spec.path), columns=spec.columns)
+
+
+def text_of(record: dict, spec: DataSpec, where: str) -> str:
+    """The item's text: its ``text_field``, or ``text_template`` filled from the record's fields."""
+    if spec.text_template is None:
+        return str(record[spec.text_field] if record[spec.text_field] is not None else "")
+    return spec.text_template.format_map({k: "" if v is None else str(v) for k, v in record.items()})
+
+
+def required_fields(spec: DataSpec) -> dict[str, str]:
+    """Spec key -> field name, for every field a record must have."""
+    text = {"text_field": spec.text_field} if spec.text_field else \
+        {f"text_template field '{f}'": f for f in template_fields(spec.text_template, spec.name)}
+    return {**text, "label_field": spec.label_field, **({"pair_field": spec.pair_field} if spec.pair_field else {})}
+
+
 def read_split(spec: DataSpec, labels: tuple[str, ...]) -> Split:
     """Read one labelled split, mapping raw label values onto ``labels`` indices."""
-    records = iter_hub(spec.path, spec.hf_config, spec.hf_split) if spec.is_hub else iter_records(Path(spec.path))
     texts, ys, rows, groups = [], [], [], []
-    fields = {"text_field": spec.text_field, "label_field": spec.label_field, "pair_field": spec.pair_field}
-    for n, record in records:
+    fields = required_fields(spec)
+    for n, record in spec_records(spec):
         where = f"{spec.path}:{n}"
         for key, name in fields.items():
-            if name is not None and name not in record:
+            if name not in record:
                 raise DataError(f"no field '{name}' (fields: {', '.join(map(str, record))})", where,
-                                f"set {key} to the column that holds the {key.split('_')[0]}")
-        texts.append(str(record[spec.text_field]))
+                                f"set {key.split()[0]} in the suite to the field that holds it" + (
+                                    ", or name a headerless file's fields with columns:" if spec.columns is None else ""))
+        texts.append(text_of(record, spec, where))
         ys.append(label_index(record[spec.label_field], spec, labels, where))
         rows.append(n)
         if spec.pair_field:
@@ -193,6 +250,13 @@ def read_split(spec: DataSpec, labels: tuple[str, ...]) -> Split:
         raise DataError("no rows", spec.path, "the split needs at least one labelled example")
     return Split(spec.name, texts, np.asarray(ys, dtype=np.int64), np.asarray(rows, dtype=np.int64),
                  np.asarray(groups) if spec.pair_field else None)
+
+
+def read_suite_data(suite: Suite) -> dict[str, Split]:
+    """Every split the suite declares (eval, reference, shift sets), read and checked in full:
+    what `audit validate` checks and what `audit check` reads before any model loads."""
+    specs = {"eval": suite.eval, **({"reference": suite.reference} if suite.reference else {}), **suite.shift_sets}
+    return {name: read_split(spec, suite.labels) for name, spec in specs.items()}
 
 
 def label_index(raw, spec: DataSpec, labels: tuple[str, ...], where: str) -> int:

@@ -1,8 +1,37 @@
-"""`audit diff`: what changed between two reports (verdict, gate statuses, metrics), for ratcheting in CI."""
+"""`audit diff`: what changed between two reports (verdict, gate statuses, metrics), for ratcheting in CI.
+
+Two reports are comparable only when they audited the same benchmark, with the same suite files, on
+the same eval rows; otherwise their differences mean nothing and the diff refuses (``force`` overrides).
+"""
 
 from __future__ import annotations
 
-RANK = {"pass": 0, "skipped": 1, "inconclusive": 2, "error": 3, "fail": 4}
+from audit import contract
+from audit.errors import AuditError
+from audit.status import STATUSES
+
+
+def comparable(old: dict, new: dict) -> None:
+    """Refuse reports of different benchmarks, suites or eval samples (bad input, exit 2)."""
+    checks = [("benchmark", old["benchmark"]["name"], new["benchmark"]["name"]),
+              ("suite files (sha256)", old["manifest"]["suite"]["sha256"][:12], new["manifest"]["suite"]["sha256"][:12]),
+              ("eval rows", (old["benchmark"]["n_eval"], old["benchmark"]["sampled_rows"]),
+               (new["benchmark"]["n_eval"], new["benchmark"]["sampled_rows"]))]
+    for what, a, b in checks:
+        if a != b:
+            shown = (a, b) if what != "eval rows" else (f"{a[0]} rows", f"{b[0]} rows" if a[0] != b[0] else "other rows")
+            raise AuditError(f"the reports differ in {what} ({shown[0]} vs {shown[1]}), so their metrics do not compare",
+                             "audit diff", "diff reports of the same audit, or pass --force to compare anyway")
+
+
+def direction(metric: str, delta: float | None) -> str | None:
+    """better / worse by the probe's declaration of the metric, or None when it has no direction."""
+    probe, _, name = metric.partition(".")
+    spec = contract.declarations().get(probe)
+    decl = spec.metric(name) if spec else None
+    if decl is None or decl.better == "none" or not delta:
+        return None
+    return "better" if (delta > 0) == (decl.better == "higher") else "worse"
 
 
 def diff(old: dict, new: dict, tolerance: float = 0.0) -> dict:
@@ -11,7 +40,7 @@ def diff(old: dict, new: dict, tolerance: float = 0.0) -> dict:
     for name in list(gates_old) + [n for n in gates_new if n not in gates_old]:
         a, b = gates_old.get(name), gates_new.get(name)
         change = ("added" if a is None else "removed" if b is None else "same" if a["status"] == b["status"]
-                  else "worse" if RANK[b["status"]] > RANK[a["status"]] else "better")
+                  else "worse" if STATUSES[b["status"]].rank > STATUSES[a["status"]].rank else "better")
         gates.append({"gate": name, "old": a and a["status"], "new": b and b["status"], "change": change,
                       "old_observed": a and a["observed"], "new_observed": b and b["observed"]})
     metrics = []
@@ -20,13 +49,15 @@ def diff(old: dict, new: dict, tolerance: float = 0.0) -> dict:
             a = (old["probes"].get(probe) or {}).get(part) or {}
             b = (new["probes"].get(probe) or {}).get(part) or {}
             for name in list(a) + [k for k in b if k not in a]:
-                x, y = a.get(name), b.get(name)
+                x, y = (a.get(name) or {}).get("value"), (b.get(name) or {}).get("value")
                 if x is None and y is None or x is not None and y is not None and abs(y - x) <= tolerance:
                     continue
+                delta = y - x if x is not None and y is not None else None
                 metrics.append({"metric": f"{probe}.{name}", "role": "model" if part == "metrics" else "baseline",
-                                "old": x, "new": y, "delta": y - x if x is not None and y is not None else None})
+                                "old": x, "new": y, "delta": delta, "direction": direction(f"{probe}.{name}", delta)})
     return {"verdict": {"old": old["verdict"], "new": new["verdict"]}, "gates": gates, "metrics": metrics,
-            "worse": [g["gate"] for g in gates if g["change"] == "worse"]}
+            "worse": [g["gate"] for g in gates if g["change"] == "worse"]
+            + (["verdict"] if STATUSES[new["verdict"]].rank > STATUSES[old["verdict"]].rank else [])}
 
 
 def render(d: dict) -> str:
@@ -38,7 +69,7 @@ def render(d: dict) -> str:
                    [[g["gate"], g["old"], g["new"], g["change"], g["old_observed"], g["new_observed"]] for g in changed]) \
         if changed else ["gates: no status changed"]
     lines.append("")
-    lines += table(["metric", "role", "old", "new", "delta"],
-                   [[m["metric"], m["role"], m["old"], m["new"], m["delta"]] for m in d["metrics"]]) \
+    lines += table(["metric", "role", "old", "new", "delta", "direction"],
+                   [[m["metric"], m["role"], m["old"], m["new"], m["delta"], m["direction"]] for m in d["metrics"]]) \
         if d["metrics"] else ["metrics: none changed"]
     return "\n".join(lines) + "\n"

@@ -15,8 +15,8 @@ from typing import Sequence
 import numpy as np
 
 from audit.cache import PredictionCache
-from audit.errors import AuditError
-from audit.models import LoadedModel
+from audit.errors import AuditError, ModelError
+from audit.models import Alignment, LoadedModel
 
 
 # Measured on a 2-core CPU (benchmarks/engine_bench.py): small batches keep activations in cache,
@@ -29,7 +29,7 @@ class EngineConfig:
     device: str = "auto"  # auto | cpu | cuda
     batch_size: int | None = None  # most sequences in one batch (default by device)
     batch_tokens: int | None = None  # most padded tokens in one batch (default by device)
-    max_length: int | None = None  # default: the tokenizer's limit, capped at 512
+    max_length: int | None = None  # the suite's truncation length; never above the model's own limit
 
 
 @dataclass
@@ -98,8 +98,8 @@ class Engine:
         return self.config.batch_size or rows, self.config.batch_tokens or tokens
 
     def max_length(self, model: LoadedModel) -> int:
-        limit = min(int(getattr(model.tokenizer, "model_max_length", 512) or 512), 512)
-        return min(self.config.max_length, limit) if self.config.max_length else limit
+        """The suite's truncation length, clamped to what the model's positions and tokenizer allow."""
+        return min(self.config.max_length, model.max_length) if self.config.max_length else model.max_length
 
     def cache_key(self, model: LoadedModel) -> str:
         """Predictions depend on the weights, truncation length, numeric mode and batching.
@@ -122,7 +122,7 @@ class Engine:
         # Dynamic int8 scales activations per batch, so a text's probabilities depend on its batch-mates.
         # Cache hits would change which texts share a batch (and so the results) with the cache's state;
         # such a model is always scored whole, call by call, which makes its results reproducible.
-        cache = self.cache if not batch_dependent(model) else None
+        cache = self.cache if self.cache is not None and not batch_dependent(model) else None
         known = cache.get_many(key, unique) if cache else {}
         self.stats.cached += len(known)
         todo = [t for i, t in enumerate(unique) if i not in known]
@@ -168,6 +168,11 @@ class Engine:
                         arr[row, :len(seq)] = seq
                     batch[name] = torch.from_numpy(arr).to(device, non_blocking=True)
                 logits = module(**batch).logits.float()
+                finite = torch.isfinite(logits).all(dim=1)
+                if not bool(finite.all()):
+                    raise ModelError(f"the model produced non-finite logits (NaN or inf) for {int((~finite).sum())} of "
+                                     f"{len(idx)} inputs", model.source,
+                                     "check the weights (a broken conversion, pruning or half-precision overflow)")
                 out[idx] = torch.softmax(logits, dim=-1).cpu().numpy()
                 self.stats.batches += 1
         self.stats.computed += len(texts)
@@ -180,16 +185,19 @@ class Scorer:
 
     engine: Engine
     model: LoadedModel
-    columns: np.ndarray  # model logit index for each suite label
+    alignment: Alignment
     role: str = "model"  # "model" or "baseline"
-    alignment: str = ""  # how suite labels were matched to the model's (see models.align_labels)
 
     def describe(self) -> dict:
-        return {**self.model.describe(), "label_alignment": self.alignment}
+        limit = self.engine.max_length(self.model)
+        return {**self.model.describe(), **self.alignment.describe(), "max_length": limit,
+                "max_length_limit": "suite max_length" if limit == self.engine.config.max_length
+                and limit < self.model.max_length else self.model.max_length_limit}
 
     def proba(self, texts: Sequence[str]) -> np.ndarray:
-        probs = self.engine.predict_proba(self.model, texts, desc=f"scoring {self.role}")[:, self.columns]
-        return probs / probs.sum(axis=1, keepdims=True)  # renormalise if the model has extra classes
+        """Probabilities over the suite's labels; a dropped model class's share is renormalised away."""
+        probs = self.engine.predict_proba(self.model, texts, desc=f"scoring {self.role}") @ self.alignment.matrix
+        return probs / np.maximum(probs.sum(axis=1, keepdims=True), np.finfo(np.float32).tiny)
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         return self.proba(texts).argmax(axis=1)

@@ -1,32 +1,41 @@
-"""Gates: a suite's thresholds applied to observed metrics → pass / fail / inconclusive / skipped / error.
+"""Gates: a suite's thresholds applied to a report's estimates → pass / fail / inconclusive / skipped / error.
 
 A gate bounds a metric (``min``/``max``) or its regression against the baseline (``max_regression``,
-in the metric's worse direction, declared once per metric in the probe registry). With
-``confidence``, the metric's confidence interval decides: pass when it lies wholly on the good
-side, fail when wholly on the bad side, inconclusive when it straddles the threshold or the
-sample is smaller than ``min_samples``.
+in the metric's worse direction, as the probe declares it). With ``confidence``, the estimate's
+interval decides: pass when it lies wholly on the good side, fail when wholly on the bad side,
+inconclusive when it straddles the threshold. Fewer examples than ``min_samples`` behind the
+estimate, or an estimate the probe could not define (with its reason), is inconclusive too.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from audit import registry
+from audit import contract
+from audit.status import RISK_ORDER, STATUSES, blocks
 from audit.suite import GateSpec
 
 
-def _ci(gate: GateSpec, section: dict, metric: str, lower_better: bool) -> tuple[float, float] | None:
-    """The CI of what the gate compares: the metric itself, or its regression against the baseline."""
+def _observed(gate: GateSpec, section: dict, metric: str, decl) -> tuple[dict | None, str]:
+    """(the estimate the gate compares, what it is called); None with a reason to skip."""
+    own = section["metrics"].get(metric)
     if gate.max_regression is None:
-        m = section["metrics"]
-        low, high = m.get(f"{metric}_ci_low"), m.get(f"{metric}_ci_high")
-        return (low, high) if low is not None and high is not None else None
-    ci = (section.get("delta_ci") or {}).get(metric)
-    if ci is None:
-        return None
-    low, high = ci
-    return (low, high) if lower_better else (-high, -low)  # regression = worse-direction change
+        if own is None and decl is not None and decl.vs_baseline and "baseline_metrics" not in section:
+            return None, f"{gate.metric} compares against a baseline (needs --baseline)"
+        return own or {"value": None, "note": f"{gate.probe} did not report {metric}"}, gate.metric
+    base = (section.get("baseline_metrics") or {}).get(metric)
+    if base is None:
+        return None, f"{gate.metric} has no baseline value (needs --baseline)"
+    value, ref = (own or {}).get("value"), base.get("value")
+    if value is None or ref is None:
+        note = (own or {}).get("note") or base.get("note") or f"{gate.probe} did not report {metric}"
+        return {"value": None, "note": note}, f"regression of {gate.metric}"
+    lower = decl.lower_is_better
+    ci = ((section.get("deltas") or {}).get(metric) or {}).get("ci")
+    regression = {"value": value - ref if lower else ref - value, "n": (own or {}).get("n")}
+    if ci is not None:
+        regression["ci"] = ci if lower else [-ci[1], -ci[0]]  # regression = the worse-direction change
+    return regression, f"regression of {gate.metric}"
 
 
 def evaluate(gate: GateSpec, probes: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -39,57 +48,61 @@ def evaluate(gate: GateSpec, probes: dict[str, dict[str, Any]]) -> dict[str, Any
     if section is None or section["status"] == "skipped":
         reason = section["reason"] if section else "probe not run"
         return {**result, "status": "skipped", "message": f"{gate.probe} skipped: {reason}"}
-    spec = registry.get(gate.probe)
-    lower_better = spec.is_lower_better(metric)
-    if section["status"] == "ok" and metric not in section["metrics"] and spec.needs_baseline_for(metric):
-        return {**result, "status": "skipped", "message": f"{gate.metric} compares against a baseline (needs --baseline)"}
-    if gate.max_regression is not None:
-        value, base = section["metrics"].get(metric), (section.get("baseline_metrics") or {}).get(metric)
-        if section["status"] == "ok" and base is None:
-            return {**result, "status": "skipped", "message": f"{gate.metric} has no baseline value (needs --baseline)"}
-        observed = None if value is None or base is None else (value - base if lower_better else base - value)
-        what = f"regression of {gate.metric}"
-    else:
-        observed = section["metrics"].get(metric)
-        what = gate.metric
-    result["observed"], result["n"] = observed, section.get("n")
-    if section["status"] == "error" or observed is None or math.isnan(observed):
-        return {**result, "status": "error", "message": f"{gate.probe} did not produce {metric}"}
+    if section["status"] == "error":
+        return {**result, "status": "error", "message": f"{gate.probe} raised an error, so {metric} is unknown"}
+    decl = contract.get(gate.probe).metric(metric)
+    est, what = _observed(gate, section, metric, decl)
+    if est is None:
+        return {**result, "status": "skipped", "message": what}
+    n = est.get("n") if est.get("n") is not None else section.get("n")
+    result.update(observed=est["value"], n=n)
+    if est["value"] is None:
+        return {**result, "status": "inconclusive", "message": f"{what} is undefined: {est.get('note') or 'no value'}"}
+    if gate.min_samples and (n or 0) < gate.min_samples:
+        return {**result, "status": "inconclusive",
+                "message": f"{what} = {est['value']:.4g} rests on {n} examples, fewer than min_samples {gate.min_samples}"}
     lo_bound, hi_bound = gate.min, gate.max if gate.max is not None else gate.max_regression
     if gate.confidence is not None:
-        ci = _ci(gate, section, metric, lower_better)
+        ci = est.get("ci")
         if ci is None:
             return {**result, "status": "error", "message": f"{gate.probe} reports no confidence interval for {metric}"}
         result["ci"] = list(ci)
-        if gate.min_samples and (result["n"] or 0) < gate.min_samples:
-            return {**result, "status": "inconclusive",
-                    "message": f"{what}: only {result['n']} examples, fewer than min_samples {gate.min_samples}"}
         bad = (lo_bound is not None and ci[1] < lo_bound) or (hi_bound is not None and ci[0] > hi_bound)
         good = (lo_bound is None or ci[0] >= lo_bound) and (hi_bound is None or ci[1] <= hi_bound)
         status = "fail" if bad else "pass" if good else "inconclusive"
-        text = f"{what} = {observed:.4g}, {gate.confidence:.0%} CI [{ci[0]:.4g}, {ci[1]:.4g}]"
+        text = f"{what} = {est['value']:.4g}, {gate.confidence:.0%} CI [{ci[0]:.4g}, {ci[1]:.4g}]"
     else:
-        bad = (lo_bound is not None and observed < lo_bound) or (hi_bound is not None and observed > hi_bound)
-        status = "fail" if bad else "pass"
-        text = f"{what} = {observed:.4g}"
+        v = est["value"]
+        status = "fail" if (lo_bound is not None and v < lo_bound) or (hi_bound is not None and v > hi_bound) else "pass"
+        text = f"{what} = {v:.4g}"
     bounds = ", ".join(f"{k} {v:g}" for k, v in gate.threshold.items())
     verb = {"pass": "within", "fail": "violates", "inconclusive": "straddles"}[status]
     return {**result, "status": status, "message": f"{text} {verb} {bounds}"}
 
 
-def verdict(gates: list[dict[str, Any]], probes: dict[str, dict[str, Any]], inconclusive_fails: bool = True) -> str:
-    """fail: a blocking gate failed (or was inconclusive, if the suite says so); error: a probe or
-    blocking gate could not be evaluated; else pass."""
+def verdict(gates: list[dict[str, Any]], probes: dict[str, dict[str, Any]],
+            inconclusive_fails: bool = True) -> tuple[str, str]:
+    """(verdict, why). fail: a blocking gate failed (or was inconclusive, if the suite says so); error: a probe
+    or blocking gate could not be evaluated; inconclusive: no blocking gate passed, so nothing was shown;
+    pass: the blocking gates that were evaluated passed, at least one of them."""
     blocking = [g for g in gates if g["severity"] == "fail"]
-    if any(g["status"] == "fail" or (g["status"] == "inconclusive" and inconclusive_fails) for g in blocking):
-        return "fail"
-    if any(g["status"] == "error" for g in blocking) or any(p["status"] == "error" for p in probes.values()):
-        return "error"
-    return "pass"
-
-
-RISK_ORDER = {("fail", "fail"): 0, ("fail", "error"): 1, ("fail", "inconclusive"): 2, ("warn", "fail"): 3,
-              ("warn", "inconclusive"): 4, ("warn", "error"): 5}
+    failed = [g["name"] for g in blocking if blocks(g, inconclusive_fails)]
+    if failed:
+        return "fail", f"blocking gate(s) did not pass: {', '.join(failed)}"
+    errors = [f"gate {g['name']}" for g in blocking if g["status"] == "error"] + \
+        [f"probe {name}" for name, p in probes.items() if p["status"] == "error"]
+    if errors:
+        return "error", f"could not be evaluated: {', '.join(errors)}"
+    passed = [g for g in blocking if g["status"] == "pass"]
+    if not passed:
+        if not blocking:
+            return "inconclusive", "the suite has no blocking gate (severity: fail) for the probes that ran"
+        counts = {s: sum(g["status"] == s for g in blocking) for s in ("skipped", "inconclusive")}
+        reasons = sorted({g["message"] for g in blocking})
+        return "inconclusive", (f"no blocking gate passed ({', '.join(f'{n} {s}' for s, n in counts.items() if n)}): "
+                                + "; ".join(reasons[:3]) + ("; ..." if len(reasons) > 3 else ""))
+    return "pass", f"{len(passed)} blocking gate(s) passed" + (
+        f", {len(blocking) - len(passed)} skipped or inconclusive (warn)" if len(passed) < len(blocking) else "")
 
 
 def findings(gates: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -97,4 +110,5 @@ def findings(gates: list[dict[str, Any]]) -> list[dict[str, Any]]:
     risky = [g for g in gates if (g["severity"], g["status"]) in RISK_ORDER]
     return [{"gate": g["name"], "severity": g["severity"], "status": g["status"], "metric": g["metric"],
              "observed": g["observed"], "ci": g["ci"], "message": g["message"]}
-            for g in sorted(risky, key=lambda g: RISK_ORDER[g["severity"], g["status"]])]
+            for g in sorted(risky, key=lambda g: (RISK_ORDER.index((g["severity"], g["status"])),
+                                                  -STATUSES[g["status"]].rank))]

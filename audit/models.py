@@ -3,6 +3,11 @@
 Safe by default: weights must be safetensors, and repositories that ship their own
 modelling code (``auto_map`` in config.json) are refused; ``allow_unsafe`` lifts both.
 A directory written by ``audit compress`` is rebuilt from its base weights plus recipe.
+
+``inspect_model`` checks everything that can be checked without loading weights (config,
+weight file headers, tokenizer files, labels, recipe); ``load_model`` then loads and refuses
+weights that leave parameters uninitialised; ``check_tokenizer`` refuses a tokenizer that
+turns the benchmark into unknown tokens.
 """
 
 from __future__ import annotations
@@ -15,26 +20,44 @@ from pathlib import Path
 
 import numpy as np
 
-from audit.errors import ModelError
+from audit import recipes
+from audit.errors import ModelError, did_you_mean
 
 SAFE_WEIGHTS = ("*.safetensors",)
 PICKLE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
 FINGERPRINT_FILES = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.json", "*.txt", "*.model")
-RECIPE_FILE = "audit_compression.json"
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "tokenizer.model", "spiece.model",
+                   "sentencepiece.bpe.model", "merges.txt")
 GENERIC_LABEL = re.compile(r"^LABEL_(\d+)$")
+ENGINE_MAX_LENGTH = 512  # default truncation when neither the suite nor the model asks for less
+UNK_LIMIT = 0.5  # a tokenizer mapping more of the benchmark's tokens than this to UNK does not fit it
+
+
+@dataclass
+class ModelSource:
+    """A model directory checked without loading its weights."""
+
+    source: str  # what the user named (directory or hub id)
+    directory: Path
+    config: dict
+    labels: tuple[str, ...]  # the model's own id2label, in logit order
+    recipe: dict | None
+    fingerprint: str
 
 
 @dataclass
 class LoadedModel:
-    """A classifier ready for the engine: module, tokenizer, provenance and its label names."""
+    """A classifier ready for the engine: module, tokenizer, provenance, label names, position limit."""
 
-    source: str  # what the user named (directory or hub id)
+    source: str
     directory: Path
     fingerprint: str
     module: object  # torch.nn.Module
     tokenizer: object
-    labels: tuple[str, ...]  # the model's own id2label, in logit order
+    labels: tuple[str, ...]
     compression: dict | None = None
+    max_length: int = ENGINE_MAX_LENGTH  # the longest input the model takes (tokens)
+    max_length_limit: str = "engine default"  # what sets max_length
 
     def describe(self) -> dict:
         return {"path": self.source, "fingerprint": self.fingerprint, "labels": list(self.labels),
@@ -65,7 +88,7 @@ def resolve_directory(source: str, allow_unsafe: bool) -> Path:
             raise ModelError("a model must be a directory (save_pretrained output) or a hub id", source,
                              "pass the directory that holds config.json")
         return path.resolve()
-    if source.startswith((".", "/", "~")) or source.count("/") > 1:
+    if source.startswith((".", "/", "~")) or source.count("/") > 1 or not source.strip():
         raise ModelError("model directory not found", source, "check the path")
     try:
         from huggingface_hub import snapshot_download
@@ -85,7 +108,9 @@ def check_safety(directory: Path, allow_unsafe: bool) -> dict:
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelError(f"config.json is not valid JSON ({exc})", str(config_path), "re-save the model") from None
+        raise ModelError(f"not valid JSON ({exc})", str(config_path), "re-save the model") from None
+    if not isinstance(config, dict):
+        raise ModelError("not a JSON object", str(config_path), "re-save the model")
     safe = [p for pat in SAFE_WEIGHTS for p in directory.glob(pat)]
     pickled = [p for pat in PICKLE_WEIGHTS for p in directory.glob(pat)]
     if not safe and not allow_unsafe:
@@ -97,7 +122,51 @@ def check_safety(directory: Path, allow_unsafe: bool) -> dict:
     if config.get("auto_map") and not allow_unsafe:
         raise ModelError("the model ships its own Python code (auto_map); running it needs trust_remote_code",
                          str(config_path), "review the code, then pass --allow-unsafe")
+    for path in safe:
+        check_safetensors(path)
     return config
+
+
+def check_safetensors(path: Path) -> None:
+    """A truncated or garbage weights file is refused from its header, before anything loads it."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), "np") as f:
+            f.keys()
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelError(f"not a readable safetensors file ({str(exc).splitlines()[0]})", str(path),
+                         "re-save the model (model.save_pretrained) or download it again") from None
+
+
+def config_labels(config: dict, where: str) -> tuple[str, ...]:
+    """The output classes as config.json names them (``LABEL_i`` when it names none)."""
+    id2label = config.get("id2label")
+    if id2label is None:
+        n = config.get("num_labels", 2)
+        return tuple(f"LABEL_{i}" for i in range(n)) if isinstance(n, int) and n >= 2 else ()
+    try:
+        by_index = {int(k): str(v) for k, v in id2label.items()}
+    except (AttributeError, ValueError):
+        by_index = {}
+    if sorted(by_index) != list(range(len(by_index))) or len(by_index) < 2 or len(set(by_index.values())) < len(by_index):
+        raise ModelError(f"id2label must name at least two distinct classes 0..n-1, got {id2label!r}",
+                         where, "re-save the classifier with its id2label")
+    return tuple(by_index[i] for i in range(len(by_index)))
+
+
+def inspect_model(source: str, *, allow_unsafe: bool = False) -> ModelSource:
+    """Everything about a model that can be checked without loading its weights."""
+    directory = resolve_directory(source, allow_unsafe)
+    config = check_safety(directory, allow_unsafe)
+    if not any((directory / name).is_file() for name in TOKENIZER_FILES):
+        raise ModelError(f"no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...) in the model directory",
+                         str(directory), "save the tokenizer beside the model: tokenizer.save_pretrained(dir)")
+    labels = config_labels(config, str(directory / "config.json"))
+    if not labels:
+        raise ModelError("the model has fewer than two output classes (a regression head?)",
+                         str(directory / "config.json"), "audit a sequence classifier with two or more classes")
+    return ModelSource(source, directory, config, labels, recipes.read_recipe(directory), fingerprint(directory))
 
 
 def quiet_transformers() -> None:
@@ -110,61 +179,137 @@ def quiet_transformers() -> None:
     disable_progress_bars()
 
 
-def load_model(source: str, *, allow_unsafe: bool = False) -> LoadedModel:
-    """Load a sequence classifier from a directory or hub id, refusing unsafe formats by default."""
+def load_model(source: "str | ModelSource", *, allow_unsafe: bool = False) -> LoadedModel:
+    """Load a sequence classifier (a directory, hub id or inspected source), refusing unsafe formats
+    and weights that do not cover the model (its missing parameters would be random)."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     quiet_transformers()
-
-    directory = resolve_directory(source, allow_unsafe)
-    check_safety(directory, allow_unsafe)
-    recipe_path = directory / RECIPE_FILE
-    recipe = json.loads(recipe_path.read_text()) if recipe_path.is_file() else None
+    src = source if isinstance(source, ModelSource) else inspect_model(source, allow_unsafe=allow_unsafe)
+    recipe = src.recipe
     try:
-        tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=allow_unsafe)
-        module = AutoModelForSequenceClassification.from_pretrained(
-            directory, use_safetensors=None if allow_unsafe else True, trust_remote_code=allow_unsafe,
-            dtype=getattr(torch, recipe["dtype"]) if recipe and recipe.get("dtype") else torch.float32)
-    except (OSError, ValueError, KeyError) as exc:
-        raise ModelError(f"cannot load as a sequence classifier ({str(exc).splitlines()[0]})", str(directory),
-                         "pass a directory with a *ForSequenceClassification model and its tokenizer") from None
-    if recipe:
-        from audit.compress import rebuild
-
-        module = rebuild(module, recipe)
-    module.eval()
-    id2label = module.config.id2label
-    labels = tuple(str(id2label[i]) for i in range(len(id2label)))
-    return LoadedModel(source, directory, fingerprint(directory), module, tokenizer, labels, recipe)
-
-
-def align_labels(model_labels: tuple[str, ...], suite_labels: tuple[str, ...],
-                 label_map: dict[str, str] | None = None, where: str = "") -> tuple[np.ndarray, str]:
-    """Column order that turns the model's logits into the suite's label order, and how it was found.
-
-    Matching: an explicit ``label_map`` (model label -> suite label); else names, ignoring case;
-    else, when the model only has generic ``LABEL_i`` names and the counts agree, by position.
-    """
-    lower = {lab.lower(): i for i, lab in enumerate(model_labels)}
-    if label_map:
-        unknown = [m for m in label_map if m not in model_labels]
-        if unknown:
-            raise ModelError(f"--label-map names model label '{unknown[0]}', which the model does not have "
-                             f"(model labels: {list(model_labels)})", where, "use the model's own label names")
-        inverse = {suite: model_labels.index(m) for m, suite in label_map.items()}
-        how = "label-map"
-    elif all(s.lower() in lower for s in suite_labels):
-        inverse = {s: lower[s.lower()] for s in suite_labels}
-        how = "by-name"
-    elif len(model_labels) == len(suite_labels) and all(GENERIC_LABEL.match(m) for m in model_labels):
-        inverse = {s: i for i, s in enumerate(suite_labels)}
-        how = "by-position"
-    else:
-        inverse = {}
-        how = ""
-    missing = [s for s in suite_labels if s not in inverse]
+        tokenizer = AutoTokenizer.from_pretrained(src.directory, trust_remote_code=allow_unsafe)
+        module, info = AutoModelForSequenceClassification.from_pretrained(
+            src.directory, use_safetensors=None if allow_unsafe else True, trust_remote_code=allow_unsafe,
+            dtype=getattr(torch, recipe["dtype"]) if recipe and recipe.get("dtype") else torch.float32,
+            output_loading_info=True)
+    except Exception as exc:  # transformers raises many types (OSError, ValueError, RuntimeError, ...) for one cause
+        raise ModelError(f"cannot load as a sequence classifier ({type(exc).__name__}: {str(exc).splitlines()[0]})",
+                         str(src.directory), "pass a directory with a *ForSequenceClassification model and its "
+                         "tokenizer") from None
+    missing = sorted(info.get("missing_keys", ())) + sorted(str(k[0]) if isinstance(k, tuple) else str(k)
+                                                            for k in info.get("mismatched_keys", ()))
     if missing:
-        raise ModelError(f"cannot match suite labels {list(suite_labels)} to model labels {list(model_labels)}",
-                         where, "pass --label-map MODEL_LABEL=SUITE_LABEL,... (e.g. POS=positive,NEG=negative)")
-    return np.asarray([inverse[s] for s in suite_labels], dtype=np.int64), how
+        raise ModelError(f"the weights lack or mis-shape {len(missing)} of the model's parameters (e.g. {missing[0]}); "
+                         "they would run with random values", str(src.directory),
+                         "audit a trained classifier saved with save_pretrained")
+    if recipe:
+        module = recipes.apply(module, recipe)
+    module.eval()
+    limit, why = position_limit(module, tokenizer)
+    return LoadedModel(src.source, src.directory, src.fingerprint, module, tokenizer, src.labels, recipe, limit, why)
+
+
+def position_limit(module, tokenizer) -> tuple[int, str]:
+    """The longest input the model can take, and what sets it: the engine's default, the tokenizer's
+    ``model_max_length`` or the model's position embeddings (RoBERTa-style ones start after padding_idx)."""
+    limits = {"engine default": ENGINE_MAX_LENGTH}
+    tok = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tok, int) and 0 < tok < 1_000_000:
+        limits["tokenizer model_max_length"] = tok
+    positions = getattr(module.config, "max_position_embeddings", None)
+    if isinstance(positions, int) and positions > 0:
+        table = getattr(getattr(getattr(module, "base_model", None), "embeddings", None), "position_embeddings", None)
+        offset = (table.padding_idx + 1) if getattr(table, "padding_idx", None) is not None else 0
+        limits["max_position_embeddings"] = positions - offset
+    why = min(limits, key=limits.get)
+    return limits[why], why
+
+
+def check_tokenizer(model: LoadedModel, texts: list[str]) -> None:
+    """Refuse a tokenizer that does not fit the model or the benchmark: most tokens unknown (transformers
+    builds an empty-vocabulary tokenizer from a bad directory), none at all, or ids past the embeddings."""
+    tok = model.tokenizer
+    ids = tok(list(texts[:256]), add_special_tokens=False, truncation=True, max_length=model.max_length)["input_ids"]
+    total = sum(map(len, ids))
+    if total == 0:
+        raise ModelError("the tokenizer turns the benchmark's texts into no tokens", str(model.directory),
+                         "ship the model's own tokenizer files (tokenizer.save_pretrained)")
+    unknown = sum(i == tok.unk_token_id for seq in ids for i in seq) if tok.unk_token_id is not None else 0
+    if unknown / total > UNK_LIMIT:
+        raise ModelError(f"the tokenizer maps {unknown / total:.0%} of the benchmark's tokens to {tok.unk_token} "
+                         f"(its vocabulary has {len(tok)} entries)", str(model.directory),
+                         "ship the model's own tokenizer files (tokenizer.save_pretrained)")
+    vocab = getattr(model.module.config, "vocab_size", None)
+    largest = max((max(seq) for seq in ids if seq), default=0)
+    if isinstance(vocab, int) and largest >= vocab:
+        raise ModelError(f"the tokenizer produces token id {largest}, but the model embeds only {vocab} tokens",
+                         str(model.directory), "pair the model with the tokenizer it was trained with")
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """How the model's classes map onto the suite's labels: ``matrix[i, j]`` is 1 when model class i
+    counts for suite label j; a dropped class has an all-zero row (its probability is renormalised away)."""
+
+    matrix: np.ndarray
+    how: str
+    mapping: dict[str, str]  # model label -> suite label
+    dropped: tuple[str, ...] = ()
+
+    def describe(self) -> dict:
+        return {"label_alignment": self.how, "label_mapping": self.mapping, "dropped_labels": list(self.dropped)}
+
+
+def align_labels(model_labels: tuple[str, ...], suite_labels: tuple[str, ...], label_map: dict[str, str] | None = None,
+                 drop: tuple[str, ...] = (), where: str = "") -> Alignment:
+    """Match every model class to a suite label, or refuse.
+
+    An explicit ``label_map`` (model label -> suite label) comes first; then names, ignoring case;
+    then, when the model only has generic ``LABEL_i`` names and the counts agree, position. A model
+    class the suite does not name is an error unless ``drop`` lists it: silently dropping it would
+    renormalise the probabilities and change calibration without a word."""
+    label_map, drop = dict(label_map or {}), tuple(drop)
+    for m, s in label_map.items():
+        if m not in model_labels:
+            raise ModelError(f"--label-map names model label '{m}', which the model does not have "
+                             f"(model labels: {list(model_labels)})", where, did_you_mean(m, model_labels))
+        if s not in suite_labels:
+            raise ModelError(f"maps '{m}' to '{s}', which is not a suite label ({list(suite_labels)})",
+                             "--label-map", did_you_mean(s, suite_labels))
+    for d in drop:
+        if d not in model_labels:
+            raise ModelError(f"names '{d}', which the model does not have (model labels: {list(model_labels)})",
+                             "--drop-label", did_you_mean(d, model_labels))
+        if d in label_map:
+            raise ModelError(f"'{d}' is both mapped (--label-map) and dropped (--drop-label)", "--drop-label",
+                             "give one of the two")
+    lower = {s.lower(): s for s in suite_labels}
+    generic = len(model_labels) == len(suite_labels) and all(GENERIC_LABEL.match(m) for m in model_labels)
+    mapping, rules = {}, []
+    for i, m in enumerate(model_labels):
+        if m in label_map:
+            mapping[m], rule = label_map[m], "label-map"
+        elif m in drop:
+            continue
+        elif m.lower() in lower:
+            mapping[m], rule = lower[m.lower()], "by-name"
+        elif generic:
+            mapping[m], rule = suite_labels[i], "by-position"
+        else:
+            raise ModelError(f"model label '{m}' is not a suite label ({list(suite_labels)})", where,
+                             f"map it with --label-map {m}=SUITE_LABEL, or drop it with --drop-label {m} "
+                             "(its probability is then renormalised away)")
+        rules.append(rule)
+    unmatched = [s for s in suite_labels if s not in mapping.values()]
+    if unmatched:
+        raise ModelError(f"cannot match suite labels {list(suite_labels)} to model labels {list(model_labels)} "
+                         f"(no model class for {unmatched[0]!r})", where,
+                         "do not drop a class the suite needs" if drop else
+                         "pass --label-map MODEL_LABEL=SUITE_LABEL,... (e.g. POS=positive,NEG=negative)")
+    matrix = np.zeros((len(model_labels), len(suite_labels)), dtype=np.float32)
+    for m, s in mapping.items():
+        matrix[model_labels.index(m), suite_labels.index(s)] = 1.0
+    how = "+".join(dict.fromkeys(rules)) + (f", dropped {', '.join(drop)}" if drop else "")
+    return Alignment(matrix, how, mapping, drop)

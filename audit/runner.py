@@ -1,27 +1,35 @@
-"""`audit check` as a function: suite → data → models → engine → probes → gates → report.
+"""`audit check` and `audit contamination` as functions: prepare → load → probes → gates → report.
 
-Everything that can be wrong with the input (suite, data, probe names, model files, labels)
-is checked before the first model forward pass, so bad input never leaves a partial report.
+`prepare` checks everything that can be wrong with the input (options, suite, every data file,
+probe parameters, model files and labels, the output folder) before the first model loads, so
+bad input never leaves a partial report. Loading then refuses models that produce garbage
+(unknown-token tokenizers, non-finite logits) before any probe runs.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
+import importlib
 import sys
+import tempfile
+import time
 import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from audit import gates as gates_mod
-from audit import manifest, registry, report, suite as suite_mod, tradeoff
+from audit import assemble, contract, gates as gates_mod, report, suite as suite_mod
 from audit.cache import PredictionCache
-from audit.context import ProbeContext
-from audit.data import read_split
+from audit.context import ProbeContext, ProbeResult
+from audit.contract import Estimate
+from audit.data import Split, file_format, iter_records, read_suite_data, required_fields
 from audit.engine import Engine, EngineConfig, Scorer
-from audit.errors import AuditError
-from audit.models import align_labels, load_model
-from audit.suite import DataSpec
+from audit.errors import AuditError, DataError
+from audit.models import Alignment, ModelSource, align_labels, check_tokenizer, inspect_model, load_model
+from audit.suite import NAME, DataSpec, Suite
+
+MAX_SEED = 2**32 - 1  # numpy's SeedSequence takes any non-negative int; CLI and manifests keep it to 32 bits
+SMOKE_TEXTS = 16  # eval texts scored right after loading, before any probe
+CORPUS_PROBES = ("contamination", "longtail")  # the probes that read --train-data
 
 
 @dataclass
@@ -38,6 +46,7 @@ class CheckRequest:
     strict: bool = False
     allow_unsafe: bool = False
     label_map: dict[str, str] | None = None
+    drop_labels: tuple[str, ...] = ()
     shift_sets: dict[str, str] = field(default_factory=dict)  # --shift-set NAME=PATH
     use_cache: bool = True
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
@@ -52,157 +61,263 @@ class CheckRequest:
         out = {k: v for k, v in asdict(self).items() if k not in ("argv", "out", "strict")}
         return out | {"model": local(self.model), "baseline": local(self.baseline), "benchmark":
                       self.benchmark if self.benchmark in suite_mod.builtin_suites() else local(self.benchmark),
-                      "train_data": [local(str(p)) for p in self.train_data],
+                      "train_data": [local(str(p)) for p in self.train_data], "drop_labels": list(self.drop_labels),
                       "shift_sets": {k: local(v) for k, v in self.shift_sets.items()},
-                      "probes": list(self.probes) if self.probes else None}
+                      "probes": list(self.probes) if self.probes is not None else None}
 
     @classmethod
     def from_dict(cls, d: dict, out: Path) -> "CheckRequest":
         try:
             return cls(**{**d, "train_data": tuple(Path(p) for p in d["train_data"]),
-                          "probes": tuple(d["probes"]) if d["probes"] else None,
-                          "engine": EngineConfig(**d["engine"]), "out": out})
+                          "probes": tuple(d["probes"]) if d["probes"] is not None else None,
+                          "drop_labels": tuple(d["drop_labels"]), "engine": EngineConfig(**d["engine"]), "out": out})
         except (TypeError, KeyError) as exc:
             raise AuditError(f"the report's manifest.request cannot be re-run ({exc})", "manifest.request",
                              "re-run the audit with this version of audit, then verify that report") from None
 
 
-def select_probes(suite, names) -> dict[str, dict]:
-    """The suite's probes, or the ``--probes`` subset (suite parameters kept, defaults otherwise)."""
-    if names is None:
-        return dict(suite.probes)
-    for name in names:
-        registry.get(name, "--probes")
-    return {name: suite.probes.get(name, {}) for name in names}
+@dataclass
+class Plan:
+    """Everything an audit needs, checked: what `prepare` hands to the model-loading and probe steps."""
+
+    suite: Suite
+    probes: dict[str, dict]  # name -> resolved parameters, in run order
+    splits: dict[str, Split]
+    eval_full: Split
+    eval: Split
+    sources: dict[str, ModelSource]  # role -> inspected model
+    alignments: dict[str, Alignment]  # role -> how its classes map onto the suite's labels
+    engine: Engine | None
+    train_files: list[str]  # the files behind --train-data
 
 
-def add_shift_sets(suite, extra: dict[str, str]):
-    """The suite plus command-line shift sets: files with ``text`` and ``label`` columns, labels given as
-    suite label names or their 0-based index; they turn the shift probe on."""
+def implementation(name: str):
+    """The ``run`` function of a built-in probe (imported only when the probe runs)."""
+    return importlib.import_module(f"audit.probes.{name}").run
+
+
+def check_options(req: CheckRequest) -> None:
+    if not isinstance(req.seed, int) or isinstance(req.seed, bool) or not 0 <= req.seed <= MAX_SEED:
+        raise AuditError(f"seed must be an integer from 0 to {MAX_SEED}, got {req.seed!r}", "--seed", "e.g. --seed 0")
+    if req.limit is not None and (not isinstance(req.limit, int) or req.limit < 1):
+        raise AuditError("--limit must be at least 1", "--limit", "e.g. --limit 200")
+    if req.probes is not None and not req.probes:
+        raise AuditError("names no probe", "--probes", "e.g. --probes accuracy,calibration (see audit validate)")
+
+
+def probe_names(suite: Suite, req: CheckRequest) -> list[str]:
+    """The probes to run: the suite's, or the ``--probes`` subset.
+
+    An option the selection would ignore is an error, never silence: ``--shift-set`` without the shift
+    probe, ``--train-data`` without a probe that reads it, a ``--probes`` entry that needs ``--baseline``."""
+    names = list(suite.probes) if req.probes is None else list(dict.fromkeys(req.probes))
+    if req.probes is not None:
+        for name in names:
+            spec = contract.get(name, "--probes")
+            if spec.needs_baseline and req.baseline is None:
+                raise AuditError(f"probe '{name}' compares against a baseline, and none was given", "--probes",
+                                 f"pass --baseline MODEL, or drop {name} from --probes")
+    if req.shift_sets and "shift" not in names:
+        if req.probes is not None:
+            raise AuditError("read by the shift probe, which --probes leaves out", "--shift-set",
+                             "add shift to --probes, or drop --shift-set")
+        names.append("shift")  # the suite does not list it: command-line shift sets turn it on
+    if req.train_data and not set(CORPUS_PROBES) & set(names):
+        raise AuditError(f"read only by the {' and '.join(CORPUS_PROBES)} probes, and neither runs",
+                         "--train-data", "add contamination to --probes, or drop --train-data")
+    return names
+
+
+def cli_shift_spec(name: str, path: str, suite: Suite) -> DataSpec:
+    """A ``--shift-set`` file in the benchmark's own eval format (its fields and label map), else with
+    ``text`` and ``label`` fields; labels as suite label names or 0-based indices, too."""
+    if not NAME.match(name):
+        raise AuditError(f"shift set name '{name}' must be letters, digits, '_', '.' or '-'", f"--shift-set {name}",
+                         "e.g. --shift-set reviews=reviews.tsv")
+    if name in suite.shift_sets:
+        raise AuditError(f"the suite already declares a shift set '{name}'", f"--shift-set {name}", "choose another name")
+    if not Path(path).is_file():
+        raise AuditError(f"shift set file not found: {path}", f"--shift-set {name}", "give NAME=PATH to a local file")
+    eval_spec = suite.eval
+    names = {**{str(i): lab for i, lab in enumerate(suite.labels)}, **{lab: lab for lab in suite.labels}}
+    own = dataclasses.replace(eval_spec, name=name, path=str(Path(path).resolve()), description=f"--shift-set {name}",
+                              label_map={**names, **(eval_spec.label_map or {})}, sample=None, pair_field=None,
+                              columns=eval_spec.columns if file_format(Path(path)) in (".csv", ".tsv") else None)
+    plain = DataSpec(name, own.path, "text", "label", names, description=own.description)
+    first = next(iter(iter_records(Path(path), columns=own.columns)), (0, None))[1]
+    if first is None:
+        raise DataError("no rows", path, "the shift set needs at least one labelled example")
+    for spec in (own, plain):
+        if all(f in first for f in required_fields(spec).values()):
+            return spec
+    wanted = ", ".join(required_fields(own).values())
+    raise DataError(f"fields {list(first)} fit neither the benchmark's format ({wanted}) nor text and label",
+                    f"--shift-set {name}", f"give the file {wanted} columns, or text and label columns")
+
+
+def with_cli_shift_sets(suite: Suite, extra: dict[str, str]) -> Suite:
     if not extra:
         return suite
-    specs = dict(suite.shift_sets)
-    label_map = {**{str(i): lab for i, lab in enumerate(suite.labels)}, **{lab: lab for lab in suite.labels}}
-    for name, path in extra.items():
-        if not Path(path).is_file():
-            raise AuditError(f"shift set file not found: {path}", f"--shift-set {name}", "give NAME=PATH to a local file")
-        specs[name] = DataSpec(name, str(Path(path).resolve()), "text", "label", label_map,
-                               description=f"--shift-set {name}")
-    probes = suite.probes if "shift" in suite.probes else {**suite.probes, "shift": {}}
-    return dataclasses.replace(suite, shift_sets=specs, probes=probes)
+    specs = {**suite.shift_sets, **{name: cli_shift_spec(name, path, suite) for name, path in extra.items()}}
+    return dataclasses.replace(suite, shift_sets=specs)
 
 
-def sample_eval(split, limit: int | None, seed: int):
-    """A seeded sample of ``limit`` eval items (in source order), or the whole split."""
-    if limit is not None and limit < 1:
-        raise AuditError("--limit must be at least 1", "--limit", "e.g. --limit 200")
-    return split.sample(limit, seed)
+def train_files(paths, text_field: str | None = None) -> list[str]:
+    """The files behind --train-data (files, folders, globs, hf: ids), each opened and its first document
+    read, so bad paths and unreadable files fail before any model loads."""
+    from audit.contamination.corpus import expand
+
+    sources = expand(paths, text_field)
+    for source in sources:
+        source.check()
+    return [s.path for s in sources]
+
+
+def check_out_dir(out: Path, protected: dict[str, Path]) -> None:
+    """The report folder can be written, without writing anything now, and is not inside a model directory
+    (the reports would change the model's files and so its fingerprint)."""
+    out = Path(out)
+    resolved = out.resolve()
+    for what, folder in protected.items():
+        if resolved == folder or folder in resolved.parents:
+            raise AuditError(f"{out} is inside the {what} directory {folder}; the reports would change its files",
+                             "--out", "write the reports elsewhere, e.g. --out reports")
+    if out.exists() and not out.is_dir():
+        raise AuditError(f"{out} is a file, not a folder", "--out", "give a folder for the reports")
+    existing = next(p for p in (resolved, *resolved.parents) if p.exists())
+    if not existing.is_dir():
+        raise AuditError(f"{existing} is a file, so {out} cannot be created", "--out", "give a folder for the reports")
+    try:
+        with tempfile.TemporaryFile(dir=existing):  # O_TMPFILE where available: nothing appears in the folder
+            pass
+    except OSError as exc:
+        raise AuditError(f"cannot write in {existing} ({exc.strerror})", "--out", "choose a folder you can write to") \
+            from None
+
+
+def prepare(req: CheckRequest, log, with_models: bool = True) -> Plan:
+    """Every input checked, no model loaded and nothing written: the one place bad input is found."""
+    check_options(req)
+    suite = suite_mod.load(req.benchmark)
+    names = probe_names(suite, req)
+    suite = with_cli_shift_sets(suite, req.shift_sets)
+    probes = {name: suite.probe_params(name, {**suite.probes.get(name, {}), **req.params} if name == "contamination"
+                                       else None) for name in names}
+    corpora = train_files(req.train_data, probes.get("contamination", {}).get("text_field"))
+    splits = read_suite_data(suite)
+    eval_full = splits["eval"]
+    if req.limit is not None and req.limit >= len(eval_full):
+        log(f"warning: --limit {req.limit} is not below the {len(eval_full)} eval rows: every row is scored")
+    sources, alignments, engine = {}, {}, None
+    if with_models:
+        for role, source in (("model", req.model), ("baseline", req.baseline)):
+            if source:
+                sources[role] = inspect_model(source, allow_unsafe=req.allow_unsafe)
+                alignments[role] = align_labels(sources[role].labels, suite.labels, req.label_map, req.drop_labels,
+                                                source)
+        if "baseline" in sources and sources["baseline"].fingerprint == sources["model"].fingerprint:
+            raise AuditError("the baseline has the same files as the model, so every comparison would be empty",
+                             "--baseline", "compare against the uncompressed model the audited one was made from")
+    check_out_dir(req.out, {f"{role} model": s.directory for role, s in sources.items()})
+    if with_models:
+        max_length = req.engine.max_length or suite.max_length
+        engine = Engine(EngineConfig(**{**asdict(req.engine), "max_length": max_length}),
+                        PredictionCache.open(warn=log) if req.use_cache else None)
+    return Plan(suite, probes, splits, eval_full, eval_full.sample(req.limit, req.seed), sources, alignments, engine,
+                corpora)
+
+
+def load_scorers(plan: Plan, req: CheckRequest, log) -> dict[str, Scorer]:
+    """Load each model and refuse one whose tokenizer does not fit or whose logits are not finite."""
+    scorers = {}
+    smoke = plan.eval.texts[:SMOKE_TEXTS]
+    for role, src in plan.sources.items():
+        log(f"loading {role} {src.source}")
+        model = load_model(src, allow_unsafe=req.allow_unsafe)
+        check_tokenizer(model, plan.eval.texts)
+        scorer = scorers[role] = Scorer(plan.engine, model, plan.alignments[role], role)
+        scorer.proba(smoke)  # the engine refuses non-finite logits in every batch; this finds them now
+        limit = plan.engine.max_length(model)
+        if plan.engine.config.max_length and limit < plan.engine.config.max_length:
+            log(f"{role}: max_length {plan.engine.config.max_length} clamped to {limit} ({model.max_length_limit})")
+        if plan.engine.device_for(model) != plan.engine.device:
+            log(f"{role}: runs on {plan.engine.device_for(model).type}, not {plan.engine.device.type} "
+                f"({model.compression['method']} is CPU-only)")
+    return scorers
+
+
+def check(req: CheckRequest, log=lambda msg: None) -> dict:
+    """Run an audit and write its report; returns the report dict."""
+    plan = prepare(req, log)
+    scorers = load_scorers(plan, req, log)
+    ctx = ProbeContext(plan.suite, plan.eval, scorers["model"], scorers.get("baseline"), req.seed,
+                       tuple(Path(p) for p in req.train_data), dict(plan.splits), req.limit)
+    return run_and_report(req, plan, ctx, log)
+
+
+def contamination(req: CheckRequest, log=lambda msg: None) -> dict:
+    """The contamination probe alone, without a model: for reviewers checking a benchmark against corpora."""
+    plan = prepare(dataclasses.replace(req, probes=("contamination",)), log, with_models=False)
+    ctx = ProbeContext(plan.suite, plan.eval, None, None, req.seed, tuple(Path(p) for p in req.train_data),
+                       dict(plan.splits), req.limit)
+    return run_and_report(req, plan, ctx, log)
 
 
 def run_probe(name: str, params: dict, ctx: ProbeContext, strict: bool) -> dict:
-    probe = registry.get(name)
-    if probe.needs_baseline and ctx.baseline is None:
+    """One probe's report section: ok (its estimates, checked against its declaration), skipped, or error."""
+    spec = contract.get(name)
+    if spec.needs_baseline and ctx.baseline is None:
         return {"status": "skipped", "reason": "needs --baseline", "metrics": {}}
+    started = time.perf_counter()
     try:
-        result = probe.fn(ctx, **params)
-    except AuditError:  # bad input found mid-run (e.g. a corrupt corpus line): exit 2, no report
+        result = implementation(name)(ctx, **params)
+        section = section_of(result, spec, ctx.suite.labels, params)
+    except AuditError:  # bad input found mid-run (e.g. a corrupt corpus line, NaN logits): exit 2, no report
         raise
     except Exception as exc:  # a failing probe becomes an ERROR section, not a crash
         if strict:
             raise
         return {"status": "error", "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
                 "metrics": {}}
-    metrics = _no_nan(result.metrics)
-    section = {"status": "ok", "params": {**probe.params, **params}, "n": len(ctx.eval), "metrics": metrics}
+    return {"status": "ok", "params": params, "n": len(ctx.eval), **section,
+            "seconds": round(time.perf_counter() - started, 3)}
+
+
+def section_of(result: ProbeResult, spec: contract.ProbeSpec, labels: tuple[str, ...], params: dict) -> dict:
+    """Estimates as report dicts. A metric the probe did not declare, or an undefined one without a reason,
+    breaks its contract (an error)."""
+    declared = set(spec.metric_names(labels, params))
+
+    def estimates(metrics: dict) -> dict:
+        undeclared = sorted(set(metrics) - declared)
+        if undeclared:
+            raise ValueError(f"probe {spec.name} returned undeclared metric(s) {undeclared} (declare them in its SPEC)")
+        out = {k: Estimate.of(v) for k, v in metrics.items()}
+        unexplained = sorted(k for k, est in out.items() if est.value is None and not est.note)
+        if unexplained:  # a NaN nobody explained is a bug, not an inconclusive gate
+            raise ValueError(f"probe {spec.name} returned no value and no reason for {unexplained} "
+                             "(return Estimate(None, note=why))")
+        return {k: est.as_dict() for k, est in out.items()}
+
+    out = {"metrics": estimates(result.metrics)}
     if result.baseline_metrics is not None:
-        base = section["baseline_metrics"] = _no_nan(result.baseline_metrics)
-        section["deltas"] = {k: v - base[k] for k, v in metrics.items() if v is not None and base.get(k) is not None}
-        section["delta_ci"] = {k: list(v) for k, v in result.delta_ci.items()}
-    section["details"] = result.details
-    return section
+        base = out["baseline_metrics"] = estimates(result.baseline_metrics)
+        out["deltas"] = {k: {"value": v["value"] - base[k]["value"], **({"ci": list(result.delta_ci[k])}
+                                                                       if k in result.delta_ci else {})}
+                         for k, v in out["metrics"].items() if v["value"] is not None
+                         and base.get(k, {}).get("value") is not None}
+    out["details"] = result.details
+    return out
 
 
-def _no_nan(metrics: dict) -> dict:
-    """Undefined metrics (e.g. a success rate with nothing attacked) are reported as null, not NaN."""
-    return {k: None if v is None or math.isnan(v) else float(v) for k, v in metrics.items()}
-
-
-def train_files(paths) -> list[str]:
-    """The files behind --train-data (files, folders, globs, hf: ids); bad paths fail before any model loads."""
-    from audit.contamination.corpus import expand
-
-    return [s.path for s in expand(paths)]
-
-
-def check(req: CheckRequest, log=lambda msg: None) -> dict:
-    """Run an audit and write its report; returns the report dict."""
-    suite = add_shift_sets(suite_mod.load(req.benchmark), req.shift_sets)
-    probes = select_probes(suite, req.probes)
-    train_files(req.train_data)
-    eval_full = read_split(suite.eval, suite.labels)
-    eval_split = sample_eval(eval_full, req.limit, req.seed)
-    engine = Engine(EngineConfig(**{**asdict(req.engine), "max_length": req.engine.max_length or suite.max_length}),
-                    PredictionCache() if req.use_cache else None)
-
-    def scorer(source: str, role: str) -> Scorer:
-        log(f"loading {role} {source}")
-        model = load_model(source, allow_unsafe=req.allow_unsafe)
-        columns, how = align_labels(model.labels, suite.labels, req.label_map, where=source)
-        return Scorer(engine, model, columns, role, how)
-
-    model = scorer(req.model, "model")
-    baseline = scorer(req.baseline, "baseline") if req.baseline else None
-    ctx = ProbeContext(suite, eval_split, model, baseline, req.seed, tuple(Path(p) for p in req.train_data))
-    return run_and_report(req, ctx, probes, eval_full, engine, log)
-
-
-def run_and_report(req: CheckRequest, ctx: ProbeContext, probes: dict[str, dict], eval_full, engine: Engine | None,
-                   log, gates_of_run_probes_only: bool = False) -> dict:
+def run_and_report(req: CheckRequest, plan: Plan, ctx: ProbeContext, log) -> dict:
     """Run the probes, apply the gates, write the report files; returns the report dict."""
-    suite, eval_split = ctx.suite, ctx.eval
     sections = {}
-    for name, params in probes.items():
+    for name, params in plan.probes.items():
         log(f"probe {name}")
         sections[name] = run_probe(name, params, ctx, req.strict)
-    gate_results = [gates_mod.evaluate(g, sections) for g in suite.gates
-                    if g.probe in probes or not gates_of_run_probes_only]
-
-    data_paths = [suite.eval.path] + ([suite.reference.path] if suite.reference else []) + train_files(req.train_data)
-    if "shift" in probes:
-        data_paths += [spec.path for spec in suite.shift_sets.values()]
-    scorers = {"model": ctx.model, "baseline": ctx.baseline}
-    result = {
-        "schema_version": report.SCHEMA_VERSION,
-        "verdict": gates_mod.verdict(gate_results, sections, suite.inconclusive_fails),
-        "summary": {"tradeoff": tradeoff.line(sections, ctx.model.describe() if ctx.model else None),
-                    "findings": gates_mod.findings(gate_results),
-                    "inconclusive": "fail" if suite.inconclusive_fails else "warn",
-                    "sampled": {name: s["details"]["sampled"] for name, s in sections.items()
-                                if s.get("details", {}).get("sampled")}},
-        "benchmark": {"name": suite.name, "suite": str(suite.path), "labels": list(suite.labels),
-                      "n_eval": len(eval_split), "n_eval_total": len(eval_full),
-                      "sampled_rows": eval_split.rows.tolist() if req.limit and len(eval_split) < len(eval_full) else None},
-        "model": ctx.model.describe() if ctx.model else None,
-        "baseline": ctx.baseline.describe() if ctx.baseline else None,
-        "probes": sections,
-        "gates": gate_results,
-        "engine_stats": engine.stats.as_dict() if engine else None,
-        "manifest": manifest.build(argv=req.argv, request=req.as_dict(), seed=req.seed,
-                                   device=engine.device if engine else None, suite=suite, data_paths=data_paths,
-                                   models={role: manifest.model_entry(s.model) for role, s in scorers.items() if s},
-                                   engine_config={**asdict(engine.config), "batching": engine.batching()} if engine else None),
-    }
+    gate_results = [gates_mod.evaluate(g, sections) for g in plan.suite.gates
+                    if req.command == "check" or g.probe in plan.probes]
+    result = assemble.report(req=req, plan=plan, ctx=ctx, sections=sections, gates=gate_results)
     report.write_all(result, req.out)
     return result
-
-
-def contamination(req: CheckRequest, log=lambda msg: None) -> dict:
-    """The contamination probe alone, without a model: for reviewers checking a benchmark against corpora."""
-    suite = suite_mod.load(req.benchmark)
-    train_files(req.train_data)
-    eval_full = read_split(suite.eval, suite.labels)
-    eval_split = sample_eval(eval_full, req.limit, req.seed)
-    registry.get("contamination")
-    ctx = ProbeContext(suite, eval_split, None, None, req.seed, tuple(Path(p) for p in req.train_data))
-    return run_and_report(req, ctx, {"contamination": {**suite.probes.get("contamination", {}), **req.params}},
-                          eval_full, None, log, gates_of_run_probes_only=True)

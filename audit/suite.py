@@ -1,41 +1,47 @@
 """Benchmark suites: YAML → frozen dataclasses, with `include:` inheritance and validation.
 
 A suite is the unit of work (as in lm-evaluation-harness task YAMLs): data sources, labels,
-shift sets, probes with their parameters, and the gates. Everything is validated here,
-before any model loads; each error names the file, the key and the fix.
+shift sets, probes with their parameters, and the gates. The file is validated here against
+the probes' declarations (audit/contract.py), without importing any probe; each error names
+the file, the key and the fix. Reading the data files is `audit.data.read_suite_data`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.resources
+import math
+import re
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from audit import registry
-from audit.errors import SpecError
+from audit import contract, yamlfile
+from audit.errors import SpecError, did_you_mean
 
 SUITES_DIR = Path(str(importlib.resources.files("audit.suites")))  # the repository's suites/ folder
 
 TOP_KEYS = {"include", "name", "description", "labels", "data", "shift_sets", "probes", "gates", "max_length",
-            "inconclusive"}
-DATA_KEYS = {"path", "text_field", "label_field", "label_map", "hf_config", "hf_split", "description", "sample",
-             "pair_field"}
+            "inconclusive", "min_samples"}
+DATA_KEYS = {"path", "text_field", "text_template", "label_field", "label_map", "columns", "hf_config", "hf_split",
+             "description", "sample", "pair_field"}
 SPLITS = {"eval", "reference"}
-GATE_KEYS = {"name", "metric", "min", "max", "max_regression", "confidence", "min_samples", "severity", "description"}
+GATE_KEYS = {"name", "metric", "min", "max", "max_regression", "confidence", "min_samples", "severity", "description",
+             "override"}
 SEVERITIES = ("fail", "warn")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # shift-set names become metric names and HTML ids
 
 
 @dataclass(frozen=True)
 class DataSpec:
-    """Where one labelled split comes from. ``path`` is absolute, or ``hf:<dataset id>``."""
+    """Where one labelled split comes from. ``path`` is absolute, or ``hf:<dataset id>``. The text is the
+    ``text_field`` column, or ``text_template`` filled from several (``"{title}. {description}"``);
+    ``columns`` names the fields of a headerless .csv/.tsv file."""
 
     name: str
     path: str
-    text_field: str
+    text_field: str | None
     label_field: str
     label_map: dict[str, str] | None = None
     hf_config: str | None = None
@@ -43,6 +49,8 @@ class DataSpec:
     description: str = ""
     sample: int | None = None  # shift sets: score a seeded sample of this many rows (whole pairs when paired)
     pair_field: str | None = None  # contrast sets: rows sharing this field's value form a pair
+    columns: tuple[str, ...] | None = None
+    text_template: str | None = None
 
     @property
     def is_hub(self) -> bool:
@@ -59,7 +67,7 @@ class GateSpec:
     max: float | None = None
     max_regression: float | None = None  # worst allowed change against the baseline, in the metric's bad direction
     confidence: float | None = None  # decide on the metric's CI instead of its point estimate
-    min_samples: int | None = None  # fewer eval examples than this: inconclusive
+    min_samples: int | None = None  # fewer examples behind the metric than this: inconclusive
     severity: str = "fail"
     description: str = ""
 
@@ -83,7 +91,7 @@ class Suite:
     eval: DataSpec
     reference: DataSpec | None
     shift_sets: dict[str, DataSpec]
-    probes: dict[str, dict[str, Any]]  # probe name -> parameters, in run order
+    probes: dict[str, dict[str, Any]]  # probe name -> parameters as written (validated), in run order
     gates: tuple[GateSpec, ...]
     max_length: int | None = None
     inconclusive_fails: bool = True  # does an inconclusive blocking gate fail the run?
@@ -95,6 +103,16 @@ class Suite:
             h.update(f.read_bytes())
         return h.hexdigest()
 
+    def options(self) -> dict[str, tuple[str, ...]]:
+        """What probe parameters with ``choices_from`` may name."""
+        return {"shift_sets": tuple(self.shift_sets), "splits": ("reference", *self.shift_sets) if self.reference
+                else tuple(self.shift_sets)}
+
+    def probe_params(self, name: str, given: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A probe's full parameters: declared defaults, overlaid with the suite's (or ``given``)."""
+        return contract.get(name).resolve(self.probes.get(name, {}) if given is None else given,
+                                          f"{self.path}: probes.{name}", self.options())
+
 
 def builtin_suites() -> dict[str, Path]:
     """Built-in benchmarks: every ``suites/*.yaml`` whose name does not start with ``_``."""
@@ -105,30 +123,24 @@ def resolve(name_or_path: str) -> Path:
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml"):
         if not path.is_file():
-            raise SpecError("suite file not found", str(path), "check the path, or name a built-in suite: audit suites")
+            raise SpecError("suite file not found" if not path.is_dir() else "is a directory", str(path),
+                            "check the path, or name a built-in suite: audit suites")
         return path.resolve()
     suites = builtin_suites()
     if name_or_path not in suites:
-        raise SpecError(f"unknown benchmark '{name_or_path}'", "--benchmark", registry.did_you_mean(name_or_path, suites))
+        raise SpecError(f"unknown benchmark '{name_or_path}'", "--benchmark", did_you_mean(name_or_path, suites))
     return suites[name_or_path]
 
 
 def load(name_or_path: str) -> Suite:
     """Read, merge includes, and validate a suite (a built-in name or a YAML path)."""
     path = resolve(name_or_path)
-    merged, files = _read_with_includes(path, ())
+    merged, files, _ = _read_with_includes(path, ())
     return _build(merged, path, files)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise SpecError("file is not UTF-8 text", str(path), "save the suite as UTF-8") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise SpecError(f"invalid YAML ({getattr(exc, 'problem', exc)})", where, "fix the YAML syntax") from None
+    doc = yamlfile.load(path)
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):
@@ -140,61 +152,104 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 def _check_keys(mapping: dict, allowed: set[str], where: str) -> None:
     for key in mapping:
         if key not in allowed:
-            raise SpecError(f"unknown key '{key}'", where, registry.did_you_mean(str(key), allowed))
+            raise SpecError(f"unknown key '{key}'", where, did_you_mean(str(key), allowed))
 
 
-def _read_with_includes(path: Path, chain: tuple[Path, ...]) -> tuple[dict[str, Any], tuple[Path, ...]]:
+def _read_with_includes(path: Path, chain: tuple[Path, ...]) -> tuple[dict, tuple[Path, ...], dict[str, Path]]:
+    """The merged document, the files read, and which file declared each gate."""
     if path in chain:
         raise SpecError("include cycle", " -> ".join(map(str, chain + (path,))), "remove one of the includes")
     doc = _read_yaml(path)
     _absolutize_paths(doc, path)
     includes = doc.pop("include", [])
     includes = [includes] if isinstance(includes, str) else includes
-    if not isinstance(includes, list):
+    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
         raise SpecError("'include' must be a file name or a list of them", f"{path}: include", "write include: _defaults.yaml")
     merged: dict[str, Any] = {}
     files: tuple[Path, ...] = ()
+    origins: dict[str, Path] = {}
     for inc in includes:
         inc_path = (path.parent / inc).resolve()
         if not inc_path.is_file():
             raise SpecError(f"included file '{inc}' not found", f"{path}: include", "give a path relative to the suite file")
-        inc_doc, inc_files = _read_with_includes(inc_path, chain + (path,))
-        merged = _merge(merged, inc_doc)
+        inc_doc, inc_files, inc_origins = _read_with_includes(inc_path, chain + (path,))
+        merged = _merge(merged, inc_doc, inc_path, origins)
+        origins |= inc_origins
         files += inc_files
-    return _merge(merged, doc), (path,) + files
+    return _merge(merged, doc, path, origins), (path,) + files, origins
 
 
 def _absolutize_paths(doc: dict, path: Path) -> None:
-    """Data paths are relative to the file that declares them, so includes stay portable."""
-    sections = [doc.get("data"), doc.get("shift_sets")]
-    for section in sections:
+    """Data paths are relative to the file that declares them and stay inside its folder, so a shared
+    suite cannot read files elsewhere on the machine into its reports."""
+    folder = path.parent.resolve()
+    for section_name in ("data", "shift_sets"):
+        section = doc.get(section_name)
         if not isinstance(section, dict):
             continue
-        for spec in section.values():
-            if isinstance(spec, dict) and isinstance(spec.get("path"), str) and not spec["path"].startswith("hf:"):
-                spec["path"] = str((path.parent / spec["path"]).resolve())
+        for key, spec in section.items():
+            raw = spec.get("path") if isinstance(spec, dict) else None
+            if not isinstance(raw, str) or raw.startswith("hf:"):
+                continue
+            where = f"{path}: {section_name}.{key}.path"
+            if Path(raw).is_absolute():
+                raise SpecError(f"data paths must be relative to the suite file, got '{raw}'", where,
+                                "put the file in the suite's folder and give its relative path")
+            resolved = (folder / raw).resolve()
+            if not resolved.is_relative_to(folder):
+                raise SpecError(f"data path '{raw}' leaves the suite's folder {folder}", where,
+                                "put the file in the suite's folder (or below it)")
+            spec["path"] = str(resolved)
 
 
-def _merge(base: dict, over: dict) -> dict:
-    """Deep-merge mappings; gate lists merge by gate name (a later gate replaces an earlier one)."""
+def _merge(base: dict, over: dict, over_path: Path, origins: dict[str, Path]) -> dict:
+    """Deep-merge mappings. Gates merge by name: a gate whose name is already declared needs
+    ``override: true`` to replace it, so an inherited (maybe stricter) gate never vanishes silently."""
     out = dict(base)
     for key, value in over.items():
-        if key == "gates" and isinstance(value, list) and isinstance(out.get(key), list):
-            by_name = {g.get("name"): g for g in out[key] if isinstance(g, dict)}
-            by_name.update({g.get("name"): g for g in value if isinstance(g, dict)})
-            out[key] = list(by_name.values())
+        if key == "gates" and isinstance(value, list):
+            out[key] = _merge_gates(out.get(key) or [], value, over_path, origins)
         elif isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+            out[key] = _merge(out[key], value, over_path, origins)
         else:
             out[key] = value
     return out
 
 
+def _merge_gates(inherited: list, own: list, path: Path, origins: dict[str, Path]) -> list:
+    result = list(inherited)
+    position = {g["name"]: i for i, g in enumerate(result) if isinstance(g, dict) and isinstance(g.get("name"), str)}
+    for i, gate in enumerate(own):
+        if not isinstance(gate, dict) or not isinstance(gate.get("name"), str):
+            result.append(gate)  # _gate() says what is wrong with it
+            continue
+        name, override = gate.get("name"), gate.get("override", False)
+        where = f"{path}: gates[{i}]"
+        if override not in (True, False):
+            raise SpecError("'override' must be true or false", f"{where}.override", "write override: true")
+        if name in position and not override:
+            raise SpecError(f"gate '{name}' is already declared in {origins.get(name, path)}", where,
+                            "give it another name, or add override: true to replace the inherited gate")
+        if override and name not in position:
+            raise SpecError(f"override: true, but no included file declares a gate '{name}'", where,
+                            "remove override, or use the inherited gate's exact name")
+        gate = {k: v for k, v in gate.items() if k != "override"}  # settled here, not passed on to includers
+        if name in position:
+            result[position[name]] = gate
+        else:
+            position[name] = len(result)
+            result.append(gate)
+        origins[name] = path
+    return result
+
+
 def _build(doc: dict[str, Any], path: Path, files: tuple[Path, ...]) -> Suite:
     where = str(path)
-    name = doc.get("name") or path.stem
+    name = doc.get("name", path.stem)
+    if not isinstance(name, str) or not name.strip():
+        raise SpecError("'name' must be a non-empty string", f"{where}: name", "e.g. name: sst2")
     labels = doc.get("labels")
-    if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(x, str) for x in labels):
+    if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(x, str) and x.strip() for x in labels):
         raise SpecError("'labels' must list at least two label names", f"{where}: labels", "write labels: [negative, positive]")
     if len(set(labels)) != len(labels):
         raise SpecError("'labels' has duplicates", f"{where}: labels", "give each label once")
@@ -208,53 +263,97 @@ def _build(doc: dict[str, Any], path: Path, files: tuple[Path, ...]) -> Suite:
     shifts = doc.get("shift_sets") or {}
     if not isinstance(shifts, dict):
         raise SpecError("'shift_sets' must be a mapping of name to data source", f"{where}: shift_sets", "see suites/sst2.yaml")
+    for key in shifts:
+        if not isinstance(key, str) or not NAME.match(key):
+            raise SpecError(f"shift set name {key!r} must be letters, digits, '_', '.' or '-'", f"{where}: shift_sets",
+                            "e.g. imdb_contrast")
     shift_sets = {k: _data_spec(k, v, labels, f"{where}: shift_sets.{k}") for k, v in shifts.items()}
 
-    probes = _probes(doc.get("probes") or {}, where)
-    gates = tuple(_gate(g, i, probes, labels, tuple(shift_sets), where) for i, g in enumerate(doc.get("gates") or []))
-    if len({g.name for g in gates}) != len(gates):
-        raise SpecError("two gates share a name", f"{where}: gates", "give each gate a unique name")
     max_length = doc.get("max_length")
-    if max_length is not None and (not isinstance(max_length, int) or max_length < 8):
+    if max_length is not None and (not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 8):
         raise SpecError("'max_length' must be an integer ≥ 8", f"{where}: max_length", "e.g. max_length: 128")
     inconclusive = doc.get("inconclusive", "fail")
     if inconclusive not in ("fail", "warn"):
         raise SpecError(f"unknown value '{inconclusive}'", f"{where}: inconclusive", "use fail or warn")
-    return Suite(
-        name=str(name), description=str(doc.get("description", "")), path=path, files=files, labels=labels,
-        eval=splits["eval"], reference=splits.get("reference"), shift_sets=shift_sets, probes=probes,
-        gates=gates, max_length=max_length, inconclusive_fails=inconclusive == "fail", raw=doc,
-    )
+    min_samples = _positive_int(doc.get("min_samples"), f"{where}: min_samples")
+    suite = Suite(name=name, description=str(doc.get("description", "")), path=path, files=files, labels=labels,
+                  eval=splits["eval"], reference=splits.get("reference"), shift_sets=shift_sets,
+                  probes=_probes(doc.get("probes") or {}, where), gates=(), max_length=max_length,
+                  inconclusive_fails=inconclusive == "fail", raw=doc)
+    params = {p: suite.probe_params(p) for p in suite.probes}  # every parameter value checked here
+    gates = doc.get("gates") or []
+    if not isinstance(gates, list):
+        raise SpecError("'gates' must be a list", f"{where}: gates", "write gates: [{name: ..., metric: ..., max: ...}]")
+    built = tuple(_gate(g, i, params, labels, min_samples, where) for i, g in enumerate(gates))
+    if len({g.name for g in built}) != len(built):
+        raise SpecError("two gates share a name", f"{where}: gates", "give each gate a unique name")
+    return Suite(**{**suite.__dict__, "gates": built})
+
+
+def _positive_int(value: Any, where: str) -> int | None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise SpecError(f"must be a positive integer, got {value!r}", where, "e.g. 30, or remove it")
+    return value
+
+
+def template_fields(template: str, where: str) -> list[str]:
+    """The field names of a ``text_template`` such as ``"{title}. {description}"`` (plain names only)."""
+    try:
+        parsed = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(template) if f is not None]
+    except ValueError as exc:
+        raise SpecError(f"invalid text_template ({exc})", where, 'e.g. text_template: "{title}. {description}"') from None
+    names = [f for f, _, _ in parsed]
+    if not names or any(not f.isidentifier() or spec or conv for f, spec, conv in parsed):
+        raise SpecError("text_template must name fields as {field} (plain names, no formatting)", where,
+                        'e.g. text_template: "{title}. {description}"')
+    return names
 
 
 def _data_spec(name: str, spec: Any, labels: tuple[str, ...], where: str) -> DataSpec:
     if not isinstance(spec, dict):
-        raise SpecError("a data source must be a mapping", where, "give path: and text_field:")
+        raise SpecError("a data source must be a mapping", where, "give path:, text_field: and label_field:")
     _check_keys(spec, DATA_KEYS, where)
-    for key in ("path", "text_field", "label_field"):
-        if not isinstance(spec.get(key), str):
+    for key in ("path", "label_field"):
+        if not isinstance(spec.get(key), str) or not spec[key]:
             raise SpecError(f"missing '{key}'", where, f"add {key}: ...")
+    text_field, template = spec.get("text_field"), spec.get("text_template")
+    if (text_field is None) == (template is None):
+        raise SpecError("give exactly one of 'text_field' and 'text_template'", where,
+                        'e.g. text_field: sentence, or text_template: "{title}. {description}"')
+    for key in ("text_field", "text_template", "pair_field", "hf_config", "hf_split"):
+        if spec.get(key) is not None and (not isinstance(spec[key], str) or not spec[key]):
+            raise SpecError(f"'{key}' must be a non-empty string", f"{where}.{key}", f"e.g. {key}: ...")
+    fields = ([text_field] if text_field else template_fields(template, f"{where}.text_template")) + \
+        [spec["label_field"]] + ([spec["pair_field"]] if spec.get("pair_field") else [])
+    columns = spec.get("columns")
+    if columns is not None:
+        if not isinstance(columns, list) or not columns or not all(isinstance(c, str) and c for c in columns) \
+                or len(set(columns)) != len(columns):
+            raise SpecError("'columns' must list unique column names", f"{where}.columns",
+                            "e.g. columns: [label, title, description]")
+        if spec["path"].startswith("hf:") or not spec["path"].lower().removesuffix(".gz").endswith((".csv", ".tsv")):
+            raise SpecError("'columns' is for headerless .csv and .tsv files", f"{where}.columns",
+                            "remove it: this format names its own fields")
+        missing = [f for f in fields if f not in columns]
+        if missing:
+            raise SpecError(f"field '{missing[0]}' is not one of columns {columns}", where, did_you_mean(missing[0], columns))
+        columns = tuple(columns)
     if not spec["path"].startswith("hf:") and not Path(spec["path"]).is_file():
         raise SpecError(f"data file not found: {spec['path']}", f"{where}.path", "give a path relative to the suite file")
     label_map = spec.get("label_map")
     if label_map is not None:
-        if not isinstance(label_map, dict):
+        if not isinstance(label_map, dict) or not label_map:
             raise SpecError("'label_map' must map raw values to label names", f"{where}.label_map", "e.g. {0: negative}")
         label_map = {str(k): str(v) for k, v in label_map.items()}
         for raw, lab in label_map.items():
             if lab not in labels:
                 raise SpecError(f"label_map maps '{raw}' to unknown label '{lab}'", f"{where}.label_map",
                                 f"use one of the suite labels: {', '.join(labels)}")
-    sample = spec.get("sample")
-    if sample is not None and (not isinstance(sample, int) or isinstance(sample, bool) or sample < 1):
-        raise SpecError("'sample' must be a positive integer", f"{where}.sample", "e.g. sample: 300, or remove it")
-    pair_field = spec.get("pair_field")
-    if pair_field is not None and not isinstance(pair_field, str):
-        raise SpecError("'pair_field' must name a column", f"{where}.pair_field", "e.g. pair_field: batch_id")
+    sample = _positive_int(spec.get("sample"), f"{where}.sample")
     return DataSpec(
-        name=name, path=spec["path"], text_field=spec["text_field"], label_field=spec["label_field"],
-        label_map=label_map, hf_config=spec.get("hf_config"), hf_split=spec.get("hf_split"),
-        description=str(spec.get("description", "")), sample=sample, pair_field=pair_field,
+        name=name, path=spec["path"], text_field=text_field, label_field=spec["label_field"], label_map=label_map,
+        hf_config=spec.get("hf_config"), hf_split=spec.get("hf_split"), description=str(spec.get("description", "")),
+        sample=sample, pair_field=spec.get("pair_field"), columns=columns, text_template=template,
     )
 
 
@@ -263,53 +362,60 @@ def _probes(section: Any, where: str) -> dict[str, dict[str, Any]]:
         raise SpecError("'probes' must map probe names to parameters", f"{where}: probes", "e.g. probes: {accuracy: {}}")
     out = {}
     for name, params in section.items():
-        params = params or {}
-        here = f"{where}: probes.{name}"
-        probe = registry.get(name, here)
-        if not isinstance(params, dict):
-            raise SpecError("probe parameters must be a mapping", here, "write {} for defaults")
-        for key in params:
-            if key not in probe.params:
-                raise SpecError(f"unknown parameter '{key}'", here, registry.did_you_mean(str(key), probe.params or {"(none)"}))
-        out[name] = params
+        contract.get(str(name), f"{where}: probes.{name}")
+        if params is not None and not isinstance(params, dict):
+            raise SpecError("probe parameters must be a mapping", f"{where}: probes.{name}", "write {} for defaults")
+        out[name] = params or {}
     return out
 
 
-def _gate(spec: Any, i: int, probes: dict, labels: tuple[str, ...], shift_sets, where: str) -> GateSpec:
+def _gate(spec: Any, i: int, params: dict[str, dict], labels: tuple[str, ...], min_samples: int | None,
+          where: str) -> GateSpec:
     here = f"{where}: gates[{i}]"
     if not isinstance(spec, dict):
         raise SpecError("a gate must be a mapping", here, "give name:, metric: and min: or max:")
     _check_keys(spec, GATE_KEYS, here)
     for key in ("name", "metric"):
-        if not isinstance(spec.get(key), str):
+        if not isinstance(spec.get(key), str) or not spec[key].strip():
             raise SpecError(f"missing '{key}'", here, f"add {key}: ...")
     probe_name, _, metric = spec["metric"].partition(".")
-    if probe_name not in probes:
+    if probe_name not in params:
         raise SpecError(f"gate metric '{spec['metric']}' names probe '{probe_name}', which the suite does not run",
-                        f"{here}.metric", f"add it under probes:, or use one of: {', '.join(probes)}")
-    known = registry.get(probe_name).metric_names(labels, shift_sets)
+                        f"{here}.metric", f"add it under probes:, or use one of: {', '.join(params)}")
+    probe = contract.get(probe_name)
+    known = probe.metric_names(labels, params[probe_name])
     if metric not in known:
-        raise SpecError(f"probe '{probe_name}' has no metric '{metric}'", f"{here}.metric", registry.did_you_mean(metric, known))
+        raise SpecError(f"probe '{probe_name}' has no metric '{metric}'", f"{here}.metric", did_you_mean(metric, known))
+    declared = probe.metric(metric)
     bounds = {k: spec.get(k) for k in ("min", "max", "max_regression") if spec.get(k) is not None}
     if not bounds or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bounds.values()):
         raise SpecError("a gate needs a numeric 'min', 'max' or 'max_regression'", here, "e.g. max: 0.05")
+    for k, v in bounds.items():
+        if not math.isfinite(v):
+            raise SpecError(f"threshold {k} must be a finite number, got {v}", f"{here}.{k}", "e.g. max: 0.05")
     if "max_regression" in bounds and len(bounds) > 1:
         raise SpecError("'max_regression' cannot be combined with 'min' or 'max'", here, "split it into two gates")
+    if "max_regression" in bounds and declared.better == "none":
+        raise SpecError(f"'{metric}' has no better direction, so it cannot regress", f"{here}.max_regression",
+                        "use min or max")
     severity = spec.get("severity", "fail")
     if severity not in SEVERITIES:
         raise SpecError(f"unknown severity '{severity}'", f"{here}.severity", "use fail or warn")
     confidence = spec.get("confidence")
     if confidence is not None:
-        level = probes[probe_name].get("confidence", registry.get(probe_name).params.get("confidence"))
-        if level is None or "max_regression" not in bounds and f"{metric}_ci_low" not in known:
-            raise SpecError(f"probe '{probe_name}' reports no confidence interval for '{metric}'", f"{here}.confidence",
+        if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
+            raise SpecError(f"confidence must be a number between 0 and 1, got {confidence!r}", f"{here}.confidence",
+                            "e.g. confidence: 0.95")
+        has_ci = declared.delta_ci if "max_regression" in bounds else declared.ci
+        level = params[probe_name].get("confidence")
+        if not has_ci or level is None:
+            raise SpecError(f"probe '{probe_name}' reports no confidence interval for '{metric}'"
+                            + (" against the baseline" if "max_regression" in bounds else ""), f"{here}.confidence",
                             "remove confidence, or gate a metric that has one")
         if confidence != level:
             raise SpecError(f"confidence {confidence} differs from the {level} at which probe '{probe_name}' computes "
                             "its intervals", f"{here}.confidence", f"use confidence: {level}, or set the probe's confidence")
-    min_samples = spec.get("min_samples")
-    if min_samples is not None and (not isinstance(min_samples, int) or min_samples < 1):
-        raise SpecError("'min_samples' must be a positive integer", f"{here}.min_samples", "e.g. min_samples: 200")
+    own_min = _positive_int(spec.get("min_samples"), f"{here}.min_samples")
     return GateSpec(name=spec["name"], metric=spec["metric"], severity=severity, confidence=confidence,
-                    min_samples=min_samples, description=str(spec.get("description", "")),
-                    **{k: float(v) for k, v in bounds.items()})
+                    min_samples=own_min if own_min is not None else min_samples,
+                    description=str(spec.get("description", "")), **{k: float(v) for k, v in bounds.items()})

@@ -7,6 +7,10 @@ def _points(x: float) -> str:
     return f"{100 * x:+.1f}"
 
 
+def _value(section: dict, name: str, part: str = "metrics"):
+    return ((section.get(part) or {}).get(name) or {}).get("value")
+
+
 def line(sections: dict, model: dict | None) -> str | None:
     """E.g. "int8: 1.6x throughput, 0.64x weight memory; -1.8 pts accuracy (95% CI -3.2 to -0.2), 5.3% flips,
     ECE -0.004"; None without a baseline (nothing to trade against)."""
@@ -14,17 +18,20 @@ def line(sections: dict, model: dict | None) -> str | None:
     if not any("baseline_metrics" in s for s in ok.values()):
         return None
     gains, costs = [], []
-    if "efficiency" in ok and ok["efficiency"]["metrics"].get("speedup") is not None:
-        m = ok["efficiency"]["metrics"]
-        gains.append(f"{m['speedup']:.2f}x throughput (rounds {m['speedup_min']:.2f}-{m['speedup_max']:.2f}), "
-                     f"{m['latency_speedup']:.2f}x batch-1 latency speed, {m['weight_memory_ratio']:.2f}x weight memory")
-    if "accuracy" in ok and "deltas" in ok["accuracy"]:
-        d, ci = ok["accuracy"]["deltas"]["accuracy"], (ok["accuracy"].get("delta_ci") or {}).get("accuracy")
-        level = ok["accuracy"]["params"].get("confidence", 0.95)
-        costs.append(f"{_points(d)} pts accuracy" + (f" ({level:.0%} CI {_points(ci[0])} to {_points(ci[1])})" if ci else ""))
-    if "comparison" in ok:
-        costs.append(f"{ok['comparison']['metrics']['flip_rate']:.1%} flips")
-    if "calibration" in ok and "ece" in (ok["calibration"].get("deltas") or {}):
-        costs.append(f"ECE {ok['calibration']['deltas']['ece']:+.3f}")
+    eff = ok.get("efficiency", {})
+    if _value(eff, "speedup") is not None:
+        gains.append(f"{_value(eff, 'speedup'):.2f}x throughput (rounds {_value(eff, 'speedup_min'):.2f}-"
+                     f"{_value(eff, 'speedup_max'):.2f}), {_value(eff, 'latency_speedup'):.2f}x batch-1 latency speed, "
+                     f"{_value(eff, 'weight_memory_ratio'):.2f}x weight memory")
+    acc = ok.get("accuracy", {})
+    delta = (acc.get("deltas") or {}).get("accuracy")
+    if delta is not None:
+        ci, level = delta.get("ci"), acc["params"].get("confidence", 0.95)
+        costs.append(f"{_points(delta['value'])} pts accuracy"
+                     + (f" ({level:.0%} CI {_points(ci[0])} to {_points(ci[1])})" if ci else ""))
+    if _value(ok.get("comparison", {}), "flip_rate") is not None:
+        costs.append(f"{_value(ok['comparison'], 'flip_rate'):.1%} flips")
+    if _value(ok.get("calibration", {}), "ece", "deltas") is not None:
+        costs.append(f"ECE {_value(ok['calibration'], 'ece', 'deltas'):+.3f}")
     label = ((model or {}).get("compression") or {}).get("method") or "model"
     return f"{label}: " + "; ".join(p for p in (", ".join(gains), ", ".join(costs)) if p)

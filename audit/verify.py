@@ -8,15 +8,15 @@ differ on every run by nature, are listed but not compared.
 from __future__ import annotations
 
 import json
+import math
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-import yaml
-
-from audit import gates as gates_mod, registry
+from audit import contract, gates as gates_mod, yamlfile
+from audit.assemble import SCHEMA_VERSION
 from audit.data import sha256_file
-from audit.errors import AuditError
+from audit.errors import AuditError, did_you_mean
 from audit.suite import GateSpec
 
 REL_TOL = 1e-6
@@ -36,8 +36,17 @@ def load_report(path: Path) -> dict:
         report = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise AuditError("report not found", str(path), "give the report.json an audit run wrote") from None
+    except IsADirectoryError:
+        raise AuditError("is a directory", str(path), f"give the report.json file, e.g. {Path(path) / 'report.json'}") \
+            from None
+    except OSError as exc:
+        raise AuditError(f"cannot read the report ({exc.strerror})", str(path), "check the path") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise AuditError(f"not a JSON report ({exc})", str(path), "give the report.json an audit run wrote") from None
+    version = report.get("schema_version") if isinstance(report, dict) else None
+    if isinstance(version, str) and version != SCHEMA_VERSION:
+        raise AuditError(f"report schema {version}, but this audit reads schema {SCHEMA_VERSION}", str(path),
+                         "re-run the audit with this version of audit")
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema()).iter_errors(report))
     if error is not None:
         where = "/".join(map(str, error.absolute_path)) or "(top level)"
@@ -64,28 +73,34 @@ def _close(a: float, b: float) -> bool:
     return abs(a - b) <= REL_TOL * max(1.0, abs(a), abs(b))
 
 
+def varies(probe: str, metric: str) -> bool:
+    """Does the probe declare this metric as differing run to run (a timing)?"""
+    spec = contract.declarations().get(probe)
+    decl = spec.metric(metric) if spec else None
+    return bool(decl and decl.varies)
+
+
 def compare(original: dict, new: dict) -> list[dict]:
     """Every metric of every probe: reproduced, within the original CI, differs, or varies (timing)."""
     rows = []
     for name, section in original["probes"].items():
         fresh = new["probes"].get(name, {})
-        spec = registry.get(name)
         for part in ("metrics", "baseline_metrics"):
             for metric, old in (section.get(part) or {}).items():
-                value = (fresh.get(part) or {}).get(metric)
-                low, high = section[part].get(f"{metric}_ci_low"), section[part].get(f"{metric}_ci_high")
-                if spec.varies_for(metric):
+                value = ((fresh.get(part) or {}).get(metric) or {}).get("value")
+                ci = old.get("ci")
+                if varies(name, metric):
                     status = "varies (timing, not compared)"
-                elif old is None or value is None:
-                    status = "reproduced" if old is value else "differs"
-                elif _close(old, value):
+                elif old["value"] is None or value is None:
+                    status = "reproduced" if old["value"] is value else "differs"
+                elif _close(old["value"], value):
                     status = "reproduced"
-                elif low is not None and high is not None and low <= value <= high:
+                elif ci is not None and ci[0] <= value <= ci[1]:
                     status = "within CI"
                 else:
                     status = "differs"
                 rows.append({"probe": name, "role": "model" if part == "metrics" else "baseline", "metric": metric,
-                             "original": old, "new": value, "status": status})
+                             "original": old["value"], "new": value, "status": status})
     return rows
 
 
@@ -101,12 +116,7 @@ def summarize(original: dict, new: dict, changes: list[dict]) -> dict:
 
 
 def load_claims(path: Path) -> list[dict]:
-    try:
-        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise AuditError("claims file not found", str(path), "give a YAML file with a 'claims:' list") from None
-    except yaml.YAMLError as exc:
-        raise AuditError(f"invalid YAML ({exc})", str(path), "fix the YAML syntax") from None
+    doc = yamlfile.load(Path(path), kind="claims")
     claims = doc.get("claims") if isinstance(doc, dict) else None
     if not isinstance(claims, list) or not claims:
         raise AuditError("no 'claims:' list", str(path), "write claims: [{metric: accuracy.accuracy, value: 0.91}]")
@@ -116,15 +126,19 @@ def load_claims(path: Path) -> list[dict]:
             raise AuditError("a claim needs 'metric: probe.metric'", where, "e.g. metric: accuracy.accuracy")
         unknown = set(c) - CLAIM_KEYS
         if unknown:
-            raise AuditError(f"unknown key '{sorted(unknown)[0]}'", where, registry.did_you_mean(sorted(unknown)[0], CLAIM_KEYS))
+            raise AuditError(f"unknown key '{sorted(unknown)[0]}'", where, did_you_mean(sorted(unknown)[0], CLAIM_KEYS))
         if c.get("role", "model") not in ("model", "baseline") or c.get("role") == "baseline" and "max_regression" in c:
             raise AuditError("'role' must be model or baseline (max_regression compares the two)", where,
                              "e.g. role: baseline for a claim about the uncompressed model")
         kinds = [k for k in ("value", "min", "max", "max_regression") if k in c]
-        if len(kinds) != 1 or not all(isinstance(c[k], (int, float)) and not isinstance(c[k], bool) for k in kinds):
-            raise AuditError("a claim needs exactly one number: value, min, max or max_regression", where,
+        if len(kinds) != 1 or not all(_finite(c[k]) for k in kinds + (["tolerance"] if "tolerance" in c else [])):
+            raise AuditError("a claim needs exactly one finite number: value, min, max or max_regression", where,
                              "e.g. value: 0.91 (with tolerance:), or max_regression: 0.01")
     return claims
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def check_claims(report: dict, claims: list[dict]) -> list[dict]:
@@ -139,7 +153,7 @@ def _claim(report: dict, c: dict) -> dict:
     out = {"claim": c.get("claim", c["metric"]), "metric": c["metric"], "role": role}
     if section is not None and role == "baseline":  # judge the baseline's values as if they were the model's
         section = {**section, "metrics": section.get("baseline_metrics") or {}}
-    if section is None or section["status"] != "ok" or metric not in section["metrics"]:
+    if section is None or section["status"] != "ok" or (section["metrics"].get(metric) or {}).get("value") is None:
         return out | {"status": "inconclusive", "reason": f"the report has no measured {c['metric']} for the {role}"}
     if "value" in c:
         return out | _value_claim(section, metric, c)
@@ -158,18 +172,18 @@ def _value_claim(section: dict, metric: str, c: dict) -> dict:
     estimate rounds to it, inconclusive when only the CI reaches it."""
     value = float(c["value"])
     tol = float(c.get("tolerance", _half_unit(c["value"])))
-    measured = section["metrics"][metric]
-    low, high = section["metrics"].get(f"{metric}_ci_low"), section["metrics"].get(f"{metric}_ci_high")
-    ci = [low, high] if low is not None and high is not None else [measured, measured]
-    if ci[1] < value - tol or ci[0] > value + tol:
+    est = section["metrics"][metric]
+    measured, ci = est["value"], est.get("ci")
+    low, high = ci if ci else (measured, measured)
+    if high < value - tol or low > value + tol:
         status = "contradicted"
     elif abs(measured - value) <= tol:
         status = "supported"
     else:
         status = "inconclusive"
-    return {"status": status, "measured": measured, "ci": ci if low is not None else None,
+    return {"status": status, "measured": measured, "ci": ci,
             "reason": f"claimed {value:g} ± {tol:g}; measured {measured:.4g}"
-                      + (f", CI [{low:.4g}, {high:.4g}]" if low is not None else " (no CI)")}
+                      + (f", CI [{low:.4g}, {high:.4g}]" if ci else " (no CI)")}
 
 
 def _half_unit(value) -> float:

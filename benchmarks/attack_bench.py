@@ -28,7 +28,7 @@ def main() -> int:
     from audit.data import read_split
     from audit.demo import demo_models
     from audit.engine import Engine, EngineConfig, Scorer
-    from audit.models import load_model
+    from audit.models import align_labels, load_model
     from audit.perturb import textattack_backend
     from audit.perturb.attack import RECIPES, attack
     from audit.perturb.edits import stopwords
@@ -67,7 +67,7 @@ def main() -> int:
     ta_attacked = [s for s in ta_status if s != "SkippedAttackResult"]
     ta_rate = ta_status.count("SuccessfulAttackResult") / len(ta_attacked)
 
-    scorer = Scorer(Engine(EngineConfig(device="cpu")), model, __import__("numpy").arange(len(model.labels)))
+    scorer = Scorer(Engine(EngineConfig(device="cpu")), model, align_labels(model.labels, model.labels))
     t0 = time.perf_counter()
     ours = attack(scorer.proba, sample.texts, sample.labels, RECIPES["deepwordbug"], args.query_budget, args.seed,
                   stopwords(), model.tokenizer.unk_token)

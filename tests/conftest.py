@@ -23,23 +23,67 @@ def write_tsv(path: Path, rows, header=("sentence", "label")) -> Path:
     return path
 
 
-def build_tiny_bert(directory: Path, seed: int = 0, labels=("negative", "positive")) -> Path:
-    """A 2-layer BERT (hidden 32) with random weights and a vocab of the fixture's words."""
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+def fixture_vocab(texts=None) -> dict[str, int]:
+    """The special tokens and every word of the fixture's sentences as BERT's tokenizer sees them
+    (lower-cased, accents stripped, punctuation split off): the tiny tokenizer knows every word."""
+    from tokenizers.normalizers import BertNormalizer
+    from tokenizers.pre_tokenizers import BertPreTokenizer
+
+    normalize, split = BertNormalizer().normalize_str, BertPreTokenizer().pre_tokenize_str
+    texts = [t for t, _ in sst2_rows()] if texts is None else texts
+    words = sorted({w for text in texts for w, _ in split(normalize(text))})
+    return {w: i for i, w in enumerate(SPECIAL_TOKENS + tuple(words))}
+
+
+def call_probe(name: str, ctx, **params):
+    """Run a built-in probe directly, with its declared defaults for the parameters not given."""
+    from audit import contract, runner
+
+    options = {"shift_sets": tuple(getattr(ctx.suite, "shift_sets", None) or ()), "splits": ("reference",)}
+    return runner.implementation(name)(ctx, **contract.get(name).resolve(params, f"probes.{name}", options))
+
+
+def values(metrics: dict) -> dict:
+    """Probe metrics (estimates or numbers) as plain values."""
+    from audit.contract import Estimate
+
+    return {k: Estimate.of(v).value for k, v in metrics.items()}
+
+
+def build_tiny_bert(directory: Path, seed: int = 0, labels=("negative", "positive"), vocab_texts=None) -> Path:
+    """A 2-layer BERT (hidden 32) with random weights and a vocab of the fixture's words (or of ``vocab_texts``)."""
     import torch
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
-    words = sorted({w for text, _ in sst2_rows() for w in text.lower().split()})
+    tokenizer = BertTokenizerFast(vocab=fixture_vocab(vocab_texts), model_max_length=128)  # transformers 5 ignores vocab_file
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(directory / "vocab.txt"), model_max_length=128)
     torch.manual_seed(seed)
-    config = BertConfig(vocab_size=len(words) + 5, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=128, num_labels=len(labels),
                         id2label=dict(enumerate(labels)), label2id={lab: i for i, lab in enumerate(labels)})
     model = BertForSequenceClassification(config).eval()
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+TINY_SUITE = """\
+name: tiny
+description: 64 SST-2 dev sentences
+labels: [negative, positive]
+data:
+  eval: {path: dev.tsv, text_field: sentence, label_field: label, label_map: {0: negative, 1: positive}}
+  reference: {path: train.tsv, text_field: sentence, label_field: label, label_map: {0: negative, 1: positive}}
+probes:
+  accuracy: {}
+  comparison: {}
+gates:
+  - {name: accuracy-floor, metric: accuracy.accuracy, min: 0.0}
+  - {name: flip-rate, metric: comparison.flip_rate, max: 1.0}
+"""
 
 
 @pytest.fixture(autouse=True)
@@ -64,18 +108,5 @@ def tiny_suite(tmp_path) -> Path:
     """A 64-row suite in the sst2 format with a gate every random model passes."""
     write_tsv(tmp_path / "dev.tsv", sst2_rows(64))
     write_tsv(tmp_path / "train.tsv", sst2_rows(64)[::-1])
-    (tmp_path / "tiny.yaml").write_text("""\
-name: tiny
-description: 64 SST-2 dev sentences
-labels: [negative, positive]
-data:
-  eval: {path: dev.tsv, text_field: sentence, label_field: label, label_map: {0: negative, 1: positive}}
-  reference: {path: train.tsv, text_field: sentence, label_field: label, label_map: {0: negative, 1: positive}}
-probes:
-  accuracy: {}
-  comparison: {}
-gates:
-  - {name: accuracy-floor, metric: accuracy.accuracy, min: 0.0}
-  - {name: flip-rate, metric: comparison.flip_rate, max: 1.0}
-""")
+    (tmp_path / "tiny.yaml").write_text(TINY_SUITE)
     return tmp_path / "tiny.yaml"

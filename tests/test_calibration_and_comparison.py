@@ -13,8 +13,7 @@ from audit.context import ProbeContext
 from audit.data import Split
 from audit.metrics import calibration as cal
 from audit.metrics.stats import bootstrap_ci, mcnemar_exact_p
-from audit.probes.comparison import comparison
-from conftest import sst2_rows, write_tsv
+from conftest import call_probe, sst2_rows, values, write_tsv
 from test_cli import run
 
 
@@ -119,20 +118,21 @@ def comparison_context(model_probs, base_probs, y):
 
 def test_identical_models_have_no_flips_and_no_divergence():
     probs, y = calibrated_sample(200)
-    m = comparison(comparison_context(probs, probs, y)).metrics
+    result = call_probe("comparison", comparison_context(probs, probs, y))
+    m = values(result.metrics)
     assert m["flip_rate"] == 0 and m["kl_mean"] == pytest.approx(0, abs=1e-9) and m["js_mean"] == pytest.approx(0, abs=1e-9)
-    assert m["accuracy_delta"] == 0 and m["mcnemar_p_value"] == 1.0 and m["flip_rate_ci_high"] < 0.03
+    assert m["accuracy_delta"] == 0 and m["mcnemar_p_value"] == 1.0 and result.metrics["flip_rate"].ci[1] < 0.03
 
 
 def test_a_model_with_flipped_labels_is_significantly_worse():
     y = np.array([0, 1] * 100)
     base = binary(np.where(y == 1, 0.9, 0.1))
     base[:20] = base[:20, ::-1]  # the baseline is right on 90%
-    result = comparison(comparison_context(base[:, ::-1], base, y))
-    m = result.metrics
+    result = call_probe("comparison", comparison_context(base[:, ::-1], base, y))
+    m = values(result.metrics)
     assert m["flip_rate"] == 1.0 and m["n_good_to_bad"] == 180 and m["n_bad_to_good"] == 20
     assert m["mcnemar_p_value"] < 0.001 and m["accuracy_delta"] == pytest.approx(-0.8)
-    assert m["accuracy_delta_ci_high"] < -0.7 and m["kl_mean"] > 1
+    assert result.metrics["accuracy_delta"].ci[1] < -0.7 and m["kl_mean"] > 1
     assert mcnemar_exact_p(0, 30) < 0.001
     assert result.details["flipped_examples"][0]["direction"] == "good_to_bad"
 
@@ -147,7 +147,9 @@ def test_calibration_probe_in_check_reports_both_models_and_delta_ci(tiny_bert, 
     result = run("check", tiny_bert_other, "-b", tiny_suite, "--baseline", tiny_bert, "--out", out, "--device", "cpu")
     assert result.exit_code == 0, result.output
     section = json.loads((out / "report.json").read_text())["probes"]["calibration"]
-    assert section["metrics"]["ece_ci_low"] <= section["metrics"]["ece"] <= section["metrics"]["ece_ci_high"]
+    ece = section["metrics"]["ece"]
+    assert ece["ci"][0] <= ece["value"] <= ece["ci"][1] and ece["n"] == 64
     assert set(section["baseline_metrics"]) == set(section["metrics"]) and "ece" in section["deltas"]
-    assert section["delta_ci"]["ece"][0] <= section["deltas"]["ece"] <= section["delta_ci"]["ece"][1]
-    assert section["details"]["n_fit"] == 32 and section["metrics"]["temperature"] > 0
+    delta = section["deltas"]["ece"]
+    assert delta["ci"][0] <= delta["value"] <= delta["ci"][1]
+    assert section["details"]["n_fit"] == 32 and section["metrics"]["temperature"]["value"] > 0

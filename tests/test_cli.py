@@ -3,14 +3,15 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from audit import registry
+from audit import contract, runner
 from audit.cli import main
 from audit.report import FILES
+from conftest import build_tiny_bert, sst2_rows, write_tsv
 from test_models import pickle_only
 
 
 def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
+    return CliRunner().invoke(main, [str(a) for a in args], prog_name="audit")
 
 
 def assert_bad_input(result, out, *fragments):
@@ -34,14 +35,15 @@ def test_check_with_baseline_writes_both_reports(tiny_bert, tiny_bert_other, tin
     result = run("check", tiny_bert_other, "--benchmark", tiny_suite, "--baseline", tiny_bert, "--out", out, "--device", "cpu")
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
-    assert report["schema_version"] == "1.1" and report["verdict"] == "pass"
+    assert report["schema_version"] == "2.0" and report["verdict"] == "pass"
     acc = report["probes"]["accuracy"]
-    assert acc["status"] == "ok" and 0 <= acc["metrics"]["accuracy"] <= 1
-    assert acc["deltas"]["accuracy"] == pytest.approx(acc["metrics"]["accuracy"] - acc["baseline_metrics"]["accuracy"])
-    comp = report["probes"]["comparison"]["metrics"]
-    assert comp["flip_rate"] == pytest.approx(comp["n_flipped"] / 64)
-    assert comp["accuracy_delta"] == pytest.approx(acc["deltas"]["accuracy"])
-    assert comp["n_flipped"] > 0  # two random models disagree somewhere
+    value = lambda section, name, part="metrics": section[part][name]["value"]
+    assert acc["status"] == "ok" and 0 <= value(acc, "accuracy") <= 1 and acc["metrics"]["accuracy"]["n"] == 64
+    assert value(acc, "accuracy", "deltas") == pytest.approx(value(acc, "accuracy") - value(acc, "accuracy", "baseline_metrics"))
+    comp = report["probes"]["comparison"]
+    assert value(comp, "flip_rate") == pytest.approx(value(comp, "n_flipped") / 64)
+    assert value(comp, "accuracy_delta") == pytest.approx(value(acc, "accuracy", "deltas"))
+    assert value(comp, "n_flipped") > 0  # two random models disagree somewhere
     assert {g["name"]: g["status"] for g in report["gates"]} == {"accuracy-floor": "pass", "flip-rate": "pass"}
     assert report["model"]["fingerprint"] != report["baseline"]["fingerprint"]
     m = report["manifest"]
@@ -94,7 +96,8 @@ def test_label_mismatch(tiny_suite, tmp_path):
 
     emotions = build_tiny_bert(tmp_path / "emo", labels=("joy", "anger"))
     out = tmp_path / "out"
-    assert_bad_input(run("check", emotions, "-b", tiny_suite, "--out", out), out, "cannot match suite labels", "--label-map")
+    assert_bad_input(run("check", emotions, "-b", tiny_suite, "--out", out), out, "model label 'joy' is not a suite label",
+                     "--label-map")
     assert run("check", emotions, "-b", tiny_suite, "--out", out, "--label-map", "joy=positive,anger=negative").exit_code == 0
 
 
@@ -109,7 +112,8 @@ def test_empty_and_non_utf8_data(tiny_bert, tiny_suite, tmp_path):
 def test_unknown_probe_and_missing_train_data(tiny_bert, tiny_suite, tmp_path):
     out = tmp_path / "out"
     assert_bad_input(run("check", tiny_bert, "-b", tiny_suite, "--probes", "acuracy", "--out", out), out, "did you mean 'accuracy'")
-    assert_bad_input(run("check", tiny_bert, "-b", tiny_suite, "--train-data", tmp_path / "no.txt", "--out", out), out, "no.txt")
+    assert_bad_input(run("check", tiny_bert, "-b", tiny_suite, "--probes", "accuracy,contamination", "--train-data",
+                         tmp_path / "no.txt", "--out", out), out, "no.txt")
 
 
 @pytest.fixture
@@ -117,7 +121,9 @@ def boom_probe(monkeypatch):
     def boom(ctx):
         raise RuntimeError("probe exploded")
 
-    monkeypatch.setitem(registry._PROBES, "boom", registry.Probe("boom", boom, ("x",), False, "fails"))
+    monkeypatch.setitem(contract.declarations(), "boom", contract.build_spec("boom", {"metrics": {"x": {}}}))
+    real = runner.implementation
+    monkeypatch.setattr(runner, "implementation", lambda name: boom if name == "boom" else real(name))
 
 
 def test_failing_probe_becomes_error_section_unless_strict(tiny_bert, tiny_suite, tmp_path, boom_probe):
@@ -141,7 +147,7 @@ def test_compress_then_check_compressed_against_base(tiny_bert, tiny_suite, tmp_
     assert run("check", q, "-b", tiny_suite, "--baseline", tiny_bert, "--out", out).exit_code == 0
     report = json.loads((out / "report.json").read_text())
     assert report["model"]["compression"]["method"] == "int8"
-    assert report["probes"]["comparison"]["metrics"]["flip_rate"] <= 0.1  # int8 of the same weights mostly agrees
+    assert report["probes"]["comparison"]["metrics"]["flip_rate"]["value"] <= 0.1  # int8 of the same weights mostly agrees
 
 
 def test_suites_and_validate(tiny_suite, tmp_path):
@@ -151,3 +157,69 @@ def test_suites_and_validate(tiny_suite, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("labels: [a]\n")
     assert_bad_input(run("validate", bad), tmp_path, "labels")
+
+
+def test_a_run_that_evaluates_no_blocking_gate_is_inconclusive_not_pass(tiny_bert, tiny_suite, tmp_path):
+    """main: `--probes comparison` without a baseline skipped every gate and PASSed (exit 0)."""
+    only_flips = tiny_suite.parent / "flips.yaml"
+    only_flips.write_text(tiny_suite.read_text().replace("  - {name: accuracy-floor, metric: accuracy.accuracy, min: 0.0}\n", ""))
+    out = tmp_path / "out"
+    result = run("check", tiny_bert, "-b", only_flips, "--out", out)
+    report = json.loads((out / "report.json").read_text())
+    assert result.exit_code == 1 and report["verdict"] == "inconclusive"
+    assert "no blocking gate passed (1 skipped)" in report["summary"]["verdict_reason"]
+    assert "verdict: INCONCLUSIVE" in result.output and "needs --baseline" in result.output
+
+
+def test_tiny_samples_are_inconclusive_and_longtail_survives_one_item(tiny_bert, tiny_bert_other, tiny_suite, tmp_path):
+    """main: --limit 1 divided by zero in the long-tail probe, and gates decided on one example."""
+    text = tiny_suite.read_text().replace("  comparison: {}\n", "  comparison: {}\n  longtail: {}\n")
+    tiny_suite.write_text("min_samples: 30\n" + text + "  - {name: slice, metric: longtail.worst_slice_accuracy, min: 0.1}\n")
+    out = tmp_path / "out"
+    result = run("check", tiny_bert_other, "--baseline", tiny_bert, "-b", tiny_suite, "--out", out, "--limit", 1)
+    report = json.loads((out / "report.json").read_text())
+    assert result.exit_code == 1 and report["probes"]["longtail"]["status"] == "ok", result.output
+    gates = {g["name"]: g for g in report["gates"]}
+    assert all(g["status"] == "inconclusive" for g in gates.values())
+    assert "rests on 1 examples, fewer than min_samples 30" in gates["accuracy-floor"]["message"]
+    assert "no slice has 30 items" in gates["slice"]["message"]
+    assert report["verdict"] == "fail"  # the suite's inconclusive: fail (the default)
+
+
+def test_inputs_longer_than_the_models_positions_are_clamped_and_said(tiny_suite, tmp_path):
+    """main: a model with max_position_embeddings 128 and a generous tokenizer crashed on long reviews
+    ("The size of tensor a (256) must match the size of tensor b (128)")."""
+    from audit.models import load_model
+
+    model = build_tiny_bert(tmp_path / "short")
+    config = json.loads((model / "tokenizer_config.json").read_text())
+    (model / "tokenizer_config.json").write_text(json.dumps({**config, "model_max_length": 100_000}))
+    assert load_model(str(model)).tokenizer.model_max_length == 100_000
+    long_rows = [(" ".join([t] * 12), y) for t, y in sst2_rows(40)]  # up to ~500 tokens
+    write_tsv(tiny_suite.parent / "long.tsv", long_rows)
+    tiny_suite.write_text("max_length: 256\n" + tiny_suite.read_text().replace("probes:\n", """shift_sets:
+  long: {path: long.tsv, text_field: sentence, label_field: label, label_map: {0: negative, 1: positive}}
+probes:
+  shift: {corruptions: []}
+"""))
+    out = tmp_path / "out"
+    result = run("check", model, "-b", tiny_suite, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "max_length 256 clamped to 128 (max_position_embeddings)" in result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["model"]["max_length"] == 128 and report["model"]["max_length_limit"] == "max_position_embeddings"
+    assert report["probes"]["shift"]["status"] == "ok" and report["probes"]["shift"]["details"]["sets"]["long"][
+        "n_truncated_model"] > 0
+
+
+def test_a_dropped_model_class_is_named_in_the_reports(tiny_suite, tmp_path):
+    """main dropped a third class ('neutral') on a two-label benchmark and renormalised without a word."""
+    three = build_tiny_bert(tmp_path / "three", labels=("negative", "neutral", "positive"))
+    out = tmp_path / "out"
+    result = run("check", three, "-b", tiny_suite, "--out", out, "--drop-label", "neutral")
+    assert result.exit_code == 0, result.output
+    model = json.loads((out / "report.json").read_text())["model"]
+    assert model["dropped_labels"] == ["neutral"] and model["label_alignment"] == "by-name, dropped neutral"
+    assert model["label_mapping"] == {"negative": "negative", "positive": "positive"}
+    assert "classes neutral are not suite labels and were dropped" in (out / "report.md").read_text()
+    assert "neutral are not suite labels and were dropped" in (out / "report.html").read_text()

@@ -18,6 +18,7 @@ from audit.contamination.scan import BenchmarkIndex, ScanConfig, exact_overlap, 
 from audit.errors import DataError
 from audit.metrics.stats import fisher_exact_p, wilson_interval
 from audit.probes.contamination import score_split
+from conftest import build_tiny_bert
 from test_cli import assert_bad_input, run
 
 
@@ -124,13 +125,14 @@ def test_score_split_matches_hand_counts():
     pred = np.array([0, 1, 0, 1, 1, 0, 0, 1])
     dirty = np.array([1, 1, 0, 0, 0, 0, 0, 0], bool)
     out = score_split(pred, y, dirty)
-    assert out["contaminated_accuracy"] == 1.0 and out["clean_accuracy"] == pytest.approx(4 / 6)
-    assert out["clean_accuracy_ci_low"] < 4 / 6 < out["clean_accuracy_ci_high"]
-    assert out["accuracy_gap_p_value"] == pytest.approx(fisher_exact_p(2, 2, 4, 6))
+    assert out["contaminated_accuracy"].value == 1.0 and out["clean_accuracy"].value == pytest.approx(4 / 6)
+    assert out["clean_accuracy"].ci[0] < 4 / 6 < out["clean_accuracy"].ci[1] and out["clean_accuracy"].n == 6
+    assert out["accuracy_gap_p_value"].value == pytest.approx(fisher_exact_p(2, 2, 4, 6))
     low, high = wilson_interval(4, 6)  # by hand: (p + z²/2n ± z·sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n)
     assert (low, high) == pytest.approx((0.3000, 0.9032), abs=1e-4)
     assert all(np.isnan(wilson_interval(0, 0)))
-    assert score_split(pred, y, np.zeros(8, bool))["contaminated_accuracy"] is None
+    none = score_split(pred, y, np.zeros(8, bool))
+    assert none["contaminated_accuracy"].value is None and none["contaminated_accuracy"].note == "no contaminated items"
 
 
 def test_contamination_command_and_probe_in_check(tiny_bert, tiny_suite, tmp_path):
@@ -144,13 +146,13 @@ def test_contamination_command_and_probe_in_check(tiny_bert, tiny_suite, tmp_pat
     assert result.exit_code == 1, result.output  # the tiny suite's train split repeats its dev split
     report = json.loads((out / "report.json").read_text())
     section = report["probes"]["contamination"]
-    assert section["metrics"]["contaminated_fraction"] > 0.9 and report["model"] is None
+    assert section["metrics"]["contaminated_fraction"]["value"] > 0.9 and report["model"] is None
     assert [g["name"] for g in report["gates"]] == ["contamination"]
     assert "matched training text" in (out / "report.html").read_text()  # item and match side by side
 
     result = run("check", tiny_bert, "-b", tiny_suite, "--out", out, "--device", "cpu")
     section = json.loads((out / "report.json").read_text())["probes"]["contamination"]
-    assert result.exit_code == 1 and section["metrics"]["contaminated_accuracy"] is not None
+    assert result.exit_code == 1 and section["metrics"]["contaminated_accuracy"]["value"] is not None
 
 
 @pytest.mark.parametrize("content,fragment", [(b"", "corpus has no documents"), (b"caf\xe9 latin-1\n", "not UTF-8")])
@@ -189,3 +191,48 @@ def test_scan_streams_in_bounded_memory(tmp_path):
     grown_text_mb = (peaks[80][0] - peaks[10][0]) / 1e6
     grown_rss_mb = (peaks[80][1] - peaks[10][1]) / 1024
     assert grown_text_mb > 100 and grown_rss_mb < 30, peaks
+
+
+AG_ROWS = [  # AG News's own layout: headerless CSV, class index (1-4), title, description
+    ("3", "Wall St. Bears Claw Back Into the Black (Reuters)", "Reuters - Short-sellers, Wall Street's dwindling band of "
+                                                             "ultra-cynics, are seeing green again."),
+    ("2", "Phelps Wins Again", "Michael Phelps won his fifth gold medal of the games on Tuesday night, in the relay."),
+    ("4", "New Chip Doubles Speed", "A chip maker said its new processor runs twice as fast while using less power."),
+    ("1", "Talks Resume in Geneva", "Diplomats from both sides returned to the table on Monday after a week of silence."),
+]
+
+
+def test_a_headerless_csv_with_a_text_template(tiny_bert, tmp_path):
+    """main could not describe AG News's files at all, and `validate` said ok while `contamination` failed."""
+    import csv
+
+    def write(name, rows):
+        with open(tmp_path / name, "w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows(rows)
+
+    write("test.csv", AG_ROWS)
+    write("train.csv", [("1", "Unrelated", "Nothing in common with the benchmark at all, not one shingle."), AG_ROWS[1]])
+    spec = ('{path: %s, columns: [label, title, description], text_template: "{title}. {description}", '
+            'label_field: label, label_map: {1: World, 2: Sports, 3: Business, 4: Sci/Tech}}')
+    (tmp_path / "ag.yaml").write_text(f"""\
+name: ag_news
+labels: [World, Sports, Business, Sci/Tech]
+data:
+  eval: {spec % "test.csv"}
+  reference: {spec % "train.csv"}
+probes: {{accuracy: {{}}, contamination: {{}}}}
+gates:
+  - {{name: contamination, metric: contamination.contaminated_fraction, max: 0.01}}
+""")
+    ok = run("validate", tmp_path / "ag.yaml")
+    assert ok.exit_code == 0 and "eval 4, reference 2" in ok.output, ok.output
+    out = tmp_path / "out"
+    result = run("contamination", "-b", tmp_path / "ag.yaml", "--out", out)
+    assert result.exit_code == 1, result.output  # the planted training row is found
+    section = json.loads((out / "report.json").read_text())["probes"]["contamination"]
+    assert section["metrics"]["n_contaminated"]["value"] == 1
+    assert section["details"]["examples"][0]["text"] == f"{AG_ROWS[1][1]}. {AG_ROWS[1][2]}"
+    model = build_tiny_bert(tmp_path / "ag-model", labels=("World", "Sports", "Business", "Sci/Tech"),
+                            vocab_texts=[" ".join(row) for row in AG_ROWS])
+    checked = run("check", model, "-b", tmp_path / "ag.yaml", "--out", tmp_path / "out2")
+    assert checked.exit_code in (0, 1) and (tmp_path / "out2" / "report.json").exists(), checked.output

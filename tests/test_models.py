@@ -59,18 +59,49 @@ def test_missing_directory_and_not_a_model(tmp_path):
         load_model(str(tmp_path))
 
 
-@pytest.mark.parametrize("model_labels, suite_labels, label_map, columns, how", [
-    (("negative", "positive"), ("negative", "positive"), None, [0, 1], "by-name"),
-    (("POSITIVE", "NEGATIVE"), ("negative", "positive"), None, [1, 0], "by-name"),
-    (("LABEL_0", "LABEL_1"), ("negative", "positive"), None, [0, 1], "by-position"),
-    (("neg", "pos"), ("negative", "positive"), {"pos": "positive", "neg": "negative"}, [0, 1], "label-map"),
-    (("contradiction", "negative", "positive"), ("negative", "positive"), None, [1, 2], "by-name"),
+@pytest.mark.parametrize("model_labels, suite_labels, label_map, drop, columns, how", [
+    (("negative", "positive"), ("negative", "positive"), None, (), [0, 1], "by-name"),
+    (("POSITIVE", "NEGATIVE"), ("negative", "positive"), None, (), [1, 0], "by-name"),
+    (("LABEL_0", "LABEL_1"), ("negative", "positive"), None, (), [0, 1], "by-position"),
+    (("neg", "pos"), ("negative", "positive"), {"pos": "positive", "neg": "negative"}, (), [0, 1], "label-map"),
+    (("contradiction", "negative", "positive"), ("negative", "positive"), None, ("contradiction",), [1, 2],
+     "by-name, dropped contradiction"),
 ])
-def test_align_labels(model_labels, suite_labels, label_map, columns, how):
-    cols, found = align_labels(model_labels, suite_labels, label_map)
-    assert cols.tolist() == columns and found == how
+def test_align_labels(model_labels, suite_labels, label_map, drop, columns, how):
+    alignment = align_labels(model_labels, suite_labels, label_map, drop)
+    assert alignment.matrix.argmax(axis=0).tolist() == columns and alignment.how == how
+    assert alignment.dropped == drop and alignment.matrix.sum() == len(model_labels) - len(drop)
+
+
+def test_an_extra_model_class_is_refused_unless_mapped_or_dropped():
+    """A 3-class model on a 2-label benchmark: main dropped 'neutral' and renormalised without a word."""
+    three = ("negative", "neutral", "positive")
+    with pytest.raises(ModelError, match=r"model label 'neutral' is not a suite label.*--label-map neutral=.*--drop-label neutral"):
+        align_labels(three, ("negative", "positive"))
+    merged = align_labels(three, ("negative", "positive"), {"neutral": "negative"})
+    probs = np.array([[0.2, 0.5, 0.3]], dtype=np.float32)
+    assert np.allclose(probs @ merged.matrix, [[0.7, 0.3]]) and merged.mapping["neutral"] == "negative"
+    with pytest.raises(ModelError, match="--label-map: maps 'neutral' to 'negativ'.*did you mean 'negative'"):
+        align_labels(three, ("negative", "positive"), {"neutral": "negativ"})
+    with pytest.raises(ModelError, match="--drop-label: names 'neutrl'.*did you mean 'neutral'"):
+        align_labels(three, ("negative", "positive"), drop=("neutrl",))
 
 
 def test_align_labels_mismatch_is_clear():
-    with pytest.raises(ModelError, match=r"cannot match suite labels \['negative', 'positive'\] to model labels \['joy', 'anger'\].*--label-map"):
+    with pytest.raises(ModelError, match=r"model label 'joy' is not a suite label.*--label-map"):
         align_labels(("joy", "anger"), ("negative", "positive"))
+    with pytest.raises(ModelError, match=r"cannot match suite labels \['negative', 'positive'\].*no model class for 'positive'"):
+        align_labels(("negative", "other"), ("negative", "positive"), drop=("other",))
+
+
+def test_fixture_tokenizer_knows_its_words(tiny_bert):
+    """transformers 5 ignores BertTokenizerFast(vocab_file=...): the old fixture had 5 tokens, every word [UNK]."""
+    from conftest import sst2_rows
+
+    tok = load_model(str(tiny_bert)).tokenizer
+    texts = [t for t, _ in sst2_rows(64)]
+    ids = tok(texts, add_special_tokens=False)["input_ids"]
+    assert len(tok) > 500 and sum(map(len, ids)) > 1000
+    assert tok.unk_token_id not in {i for seq in ids for i in seq}
+    assert tok.convert_ids_to_tokens(tok("A Film, Amélie.", add_special_tokens=False)["input_ids"]) == \
+        ["a", "film", ",", "amelie", "."]

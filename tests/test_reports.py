@@ -81,10 +81,11 @@ def test_junit_has_one_case_per_gate_with_failure_messages(audited):
     report = json.loads((out / "report.json").read_text())
     suite = ET.parse(out / "junit.xml").getroot()
     cases = suite.findall("testcase")
-    assert [c.get("name") for c in cases] == [g["name"] for g in report["gates"]]
+    assert [c.get("name") for c in cases] == [g["name"] for g in report["gates"]] + ["verdict"]
     failing = {g["name"]: g for g in report["gates"] if g["severity"] == "fail" and g["status"] in ("fail", "inconclusive")}
-    assert int(suite.get("failures")) == len(failing) >= 2  # accuracy-floor and contamination
-    for case in cases:
+    assert int(suite.get("failures")) == len(failing) + 1 >= 3  # accuracy-floor, contamination and the verdict
+    assert cases[-1].find("failure").get("type") == "fail"
+    for case in cases[:-1]:
         failure = case.find("failure")
         assert (failure is not None) == (case.get("name") in failing)
         if failure is not None:
@@ -160,8 +161,7 @@ def test_verify_reproduces_the_audit_and_notices_tampering(audited, tmp_path):
     assert "reproduced: yes" in result.output and "varies (timing, not compared)" in result.output
 
     tampered = json.loads((out / "report.json").read_text())
-    m = tampered["probes"]["accuracy"]["metrics"]
-    m["accuracy"], m["accuracy_ci_low"], m["accuracy_ci_high"] = 0.999, 0.99, 1.0
+    tampered["probes"]["accuracy"]["metrics"]["accuracy"] |= {"value": 0.999, "ci": [0.99, 1.0]}
     (tmp_path / "t.json").write_text(json.dumps(tampered))
     result = run("verify", tmp_path / "t.json", "--out", tmp_path / "v2")
     assert result.exit_code == 1 and "[differs] accuracy.accuracy (model)" in result.output
@@ -175,16 +175,16 @@ def test_verify_reproduces_the_audit_and_notices_tampering(audited, tmp_path):
 def test_verify_claims_supported_contradicted_inconclusive(audited, tmp_path):
     _, out = audited
     report = json.loads((out / "report.json").read_text())
-    acc = report["probes"]["accuracy"]["metrics"]
+    acc = report["probes"]["accuracy"]["metrics"]["accuracy"]
     claims = {"claims": [
-        {"claim": "accuracy as measured", "metric": "accuracy.accuracy", "value": round(acc["accuracy"], 2)},
+        {"claim": "accuracy as measured", "metric": "accuracy.accuracy", "value": round(acc["value"], 2)},
         {"claim": "accuracy 0.99", "metric": "accuracy.accuracy", "value": 0.99},
-        {"claim": "accuracy near its CI edge", "metric": "accuracy.accuracy", "value": round(acc["accuracy_ci_high"], 3),
+        {"claim": "accuracy near its CI edge", "metric": "accuracy.accuracy", "value": round(acc["ci"][1], 3),
          "tolerance": 0.001},
         {"claim": "loses less than 100 points", "metric": "accuracy.accuracy", "max_regression": 1.0},
         {"claim": "nothing measured", "metric": "shift.accuracy_nowhere", "min": 0.5},
         {"claim": "baseline as measured", "metric": "accuracy.accuracy", "role": "baseline",
-         "value": round(report["probes"]["accuracy"]["baseline_metrics"]["accuracy"], 3)},
+         "value": round(report["probes"]["accuracy"]["baseline_metrics"]["accuracy"]["value"], 3)},
     ]}
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(claims))
     result = run("verify", out / "report.json", "--claims", tmp_path / "c.yaml", "--json")
@@ -200,12 +200,13 @@ def test_diff_reports_gate_and_metric_changes(audited, tmp_path):
     _, out = audited
     new = json.loads((out / "report.json").read_text())
     new["gates"][1]["status"] = "fail"
-    new["probes"]["accuracy"]["metrics"]["accuracy"] += 0.25
+    new["probes"]["accuracy"]["metrics"]["accuracy"]["value"] += 0.25
     (tmp_path / "new.json").write_text(json.dumps(new))
     result = run("diff", out / "report.json", tmp_path / "new.json", "--json")
     d = json.loads(result.output)
     assert d["worse"] == ["flip-rate"] and result.exit_code == 0
-    assert [m for m in d["metrics"] if m["metric"] == "accuracy.accuracy"][0]["delta"] == pytest.approx(0.25)
+    moved = [m for m in d["metrics"] if m["metric"] == "accuracy.accuracy"][0]
+    assert moved["delta"] == pytest.approx(0.25) and moved["direction"] == "better"
     assert run("diff", out / "report.json", tmp_path / "new.json", "--fail-on-regression").exit_code == 1
     same = run("diff", out / "report.json", out / "report.json")
     assert same.exit_code == 0 and "gates: no status changed" in same.output and "metrics: none changed" in same.output
@@ -216,3 +217,50 @@ def test_verify_and_diff_reject_a_file_that_is_not_a_report(tmp_path):
     assert_bad_input(run("verify", tmp_path / "x.json"), tmp_path, "does not match the report schema")
     assert_bad_input(run("diff", tmp_path / "x.json", tmp_path / "missing.json"), tmp_path, "x.json")
     assert re.search(r"report", run("diff", "--help").output)
+
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+def html_tokens(markdown_text: str) -> list[str]:
+    """Raw HTML that a CommonMark renderer (markdown-it-py, with GFM tables) would pass through."""
+    from markdown_it import MarkdownIt
+
+    found = []
+
+    def walk(tokens):
+        for t in tokens:
+            if t.type in ("html_inline", "html_block"):
+                found.append(t.content)
+            walk(t.children or [])
+
+    walk(MarkdownIt("commonmark", {"html": True}).enable("table").parse(markdown_text))
+    return found
+
+
+def test_markdown_escapes_every_user_string(tmp_path):
+    """Suite name, gate names and descriptions, labels, a model path with a backtick: main rendered the
+    suite name's <img onerror> as HTML and a backtick in the path closed its code span."""
+    from markdown_it import MarkdownIt
+
+    labels = (f"neg{HOSTILE}", "pos*itive*")
+    write_tsv(tmp_path / "dev.tsv", [(PAYLOAD + " " + t, y) for t, y in sst2_rows(64)])
+    (tmp_path / "s.yaml").write_text(f"""\
+name: "{HOSTILE}"
+labels: ["{labels[0]}", "{labels[1]}"]
+data:
+  eval: {{path: dev.tsv, text_field: sentence, label_field: label, label_map: {{0: "{labels[0]}", 1: "{labels[1]}"}}}}
+probes: {{accuracy: {{}}}}
+gates:
+  - {{name: "{HOSTILE}", metric: accuracy.accuracy, min: 0.99, description: "<script>x</script> | [link](javascript:x)"}}
+""")
+    model = build_tiny_bert(tmp_path / f"m`{HOSTILE}`", labels=labels)
+    out = tmp_path / "out"
+    assert run("check", model, "-b", tmp_path / "s.yaml", "--out", out).exit_code == 1
+    md = (out / "report.md").read_text()
+    assert html_tokens(md) == []
+    rendered = MarkdownIt("commonmark", {"html": True}).enable("table").render(md)
+    assert "<img" not in rendered and "<script" not in rendered
+    assert set(re.findall(r'href="([^"]*)"', rendered)) == {"report.html", "report.json", "junit.xml", "report.sarif"}
+    assert "&lt;img src=x onerror=alert(1)&gt;" in rendered  # shown as text
+    assert html_tokens(f"# {HOSTILE}\n\n`{HOSTILE}`x`{HOSTILE}`") != []  # the check can fail

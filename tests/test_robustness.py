@@ -13,10 +13,9 @@ from audit.data import Split
 from audit.perturb import edits, textattack_backend
 from audit.perturb.attack import RECIPES, attack
 from audit.perturb.corruptions import FAMILIES, SEVERITIES, corrupt
-from audit.probes.adversarial import adversarial
 from audit.probes.longtail import quantile_slices
 from audit.probes.shift import _paired_consistency
-from conftest import sst2_rows, write_tsv
+from conftest import call_probe, sst2_rows, values, write_tsv
 from test_cli import assert_bad_input, run
 
 TEXTS = [t for t, _ in sst2_rows(64)]
@@ -129,16 +128,19 @@ def test_adversarial_probe_reports_both_models_transfer_and_skipped_textattack()
 
     split = Split("eval", texts, y, np.arange(32))
     ctx = ProbeContext(Suite(), split, FunctionScorer(keyword_proba, "model"), FunctionScorer(constant_proba, "baseline"), 0)
-    result = adversarial(ctx, textattack_recipes=["deepwordbug"], sample_size=32)
-    m, b = result.metrics, result.baseline_metrics
+    result = call_probe("adversarial", ctx, recipes=["deepwordbug", "pruthi", "textattack_deepwordbug"], sample_size=32)
+    m, b = values(result.metrics), values(result.baseline_metrics)
     for name in ("deepwordbug", "pruthi"):
         assert m[f"{name}_n_attacked"] + m[f"{name}_n_skipped"] == 32
         assert b[f"{name}_success_rate"] == 0 and b[f"{name}_n_skipped"] == 16  # the constant baseline
-        assert np.isnan(m[f"{name}_transfer_rate"])  # the baseline was never fooled: nothing to transfer
+        transfer = result.metrics[f"{name}_transfer_rate"]  # the baseline was never fooled: nothing to transfer
+        assert transfer.value is None and "no adversarial text" in transfer.note
     if textattack_backend.load() is not None:
         pytest.skip("textattack is installed here")
     assert result.details["textattack"]["status"] == "skipped"
     assert "pip install 'audit[textattack]'" in result.details["textattack"]["reason"]
+    assert m["textattack_deepwordbug_success_rate"] is None  # undefined, with the install command as its reason
+    assert "pip install" in result.metrics["textattack_deepwordbug_success_rate"].note
 
 
 @pytest.fixture
@@ -172,24 +174,32 @@ def test_robustness_probes_run_in_check_with_baseline_deltas(shift_suite, tiny_b
         assert probes[name]["status"] == "ok" and probes[name]["deltas"], name
     shift = probes["shift"]
     assert shift["details"]["sets"]["upper"].items() >= {"n": 30, "n_total": 40, "sampled": True}.items()
-    assert 0 <= shift["metrics"]["consistency_pairs"] <= shift["metrics"]["accuracy_pairs"]
-    assert {f"corruption_typo_s{s}" for s in SEVERITIES} <= set(shift["metrics"])
-    assert "corruption_case_s1" not in shift["metrics"]
+    m = {k: v["value"] for k, v in shift["metrics"].items()}
+    assert 0 <= m["consistency_pairs"] <= m["accuracy_pairs"]
+    assert shift["metrics"]["accuracy_upper"]["n"] == 30 and len(shift["metrics"]["accuracy_upper"]["ci"]) == 2
+    assert {f"corruption_typo_s{s}" for s in SEVERITIES} <= set(m)
+    assert "corruption_case_s1" not in m
     slices = probes["longtail"]["details"]["slices"]
     for kind in ("length", "rarity", "class"):
         assert sum(s["support"] for s in slices if s["slicing"] == kind) == 64
-    adv = probes["adversarial"]["metrics"]
+    adv = {k: v["value"] for k, v in probes["adversarial"]["metrics"].items()}
     assert adv["deepwordbug_n_attacked"] + adv["deepwordbug_n_skipped"] == 16
 
 
 def test_shift_set_on_the_command_line(tiny_suite, tiny_bert, tmp_path):
-    extra = write_tsv(tmp_path / "extra.tsv", [(t, y) for t, y in sst2_rows(20)], header=("text", "label"))
+    rows = sst2_rows(20)
+    plain = write_tsv(tmp_path / "plain.tsv", rows, header=("text", "label"))
+    own = write_tsv(tmp_path / "own.tsv", rows)  # the benchmark's own format (sentence, label 0/1), as SST-2 itself
     out = tmp_path / "out"
-    result = run("check", tiny_bert, "-b", tiny_suite, "--out", out, "--probes", "shift", "--shift-set", f"mine={extra}")
+    result = run("check", tiny_bert, "-b", tiny_suite, "--out", out, "--probes", "accuracy,shift",
+                 "--shift-set", f"plain={plain}", "--shift-set", f"own={own}")
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "report.json").read_text())["probes"]["shift"]["metrics"]
-    assert 0 <= metrics["accuracy_mine"] <= 1
+    assert 0 <= metrics["accuracy_own"]["value"] == metrics["accuracy_plain"]["value"] <= 1  # the same rows
     assert_bad_input(run("check", tiny_bert, "-b", tiny_suite, "--out", out / "x", "--shift-set", "mine=/nope.tsv"),
                      out / "x", "--shift-set mine", "not found")
     assert_bad_input(run("check", tiny_bert, "-b", tiny_suite, "--out", out / "x", "--shift-set", "mine"),
                      out / "x", "NAME=PATH")
+    odd = write_tsv(tmp_path / "odd.tsv", rows, header=("review", "stars"))
+    assert_bad_input(run("check", tiny_bert, "-b", tiny_suite, "--out", out / "x", "--shift-set", f"odd={odd}"),
+                     out / "x", "--shift-set odd", "fit neither the benchmark's format (sentence, label)")

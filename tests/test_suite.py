@@ -42,8 +42,8 @@ BAD_EDITS = [  # (text to replace, replacement, the error it must give)
     ("min: 0.0}", "max_regression: 0.01, min: 0.0}", "cannot be combined"),
     ("labels: [", "inconclusive: maybe\nlabels: [", "inconclusive: unknown value 'maybe'"),
     ("path: dev.tsv", "path: nope.tsv", "data file not found"),
-    ("path: dev.tsv,", "path: dev.tsv, sample: 0,", "data.eval.sample: 'sample' must be a positive integer"),
-    ("path: dev.tsv,", "path: dev.tsv, pair_field: [a],", "data.eval.pair_field: 'pair_field' must name a column"),
+    ("path: dev.tsv,", "path: dev.tsv, sample: 0,", "data.eval.sample: must be a positive integer, got 0"),
+    ("path: dev.tsv,", "path: dev.tsv, pair_field: [a],", "data.eval.pair_field: 'pair_field' must be a non-empty string"),
     ("metric: accuracy.accuracy", "metric: shift.accuracy_nowhere", "names probe 'shift', which the suite does not run"),
     ("1: positive}}\n  reference", "1: pos}}\n  reference", "unknown label 'pos'"),
 ]
@@ -61,18 +61,24 @@ def test_good_gate_threshold_is_echoed(tiny_suite):
     assert suite_mod.load(str(tiny_suite)).gates[0].threshold == {"min": 0.0}
 
 
-def test_include_merges_and_gates_override_by_name(tmp_path, tiny_suite):
-    base = write(tmp_path, "probes: {accuracy: {}}\ngates:\n  - {name: floor, metric: accuracy.accuracy, min: 0.5}\n", "_base.yaml")
-    child = write(tmp_path, f"""include: {base.name}
+def test_include_merges_and_gates_override_only_when_asked(tmp_path, tiny_suite):
+    base = write(tmp_path, "probes: {accuracy: {}}\ngates:\n  - {name: floor, metric: accuracy.accuracy, min: 0.7}\n",
+                 "_base.yaml")
+    child = """include: _base.yaml
 labels: [negative, positive]
 data:
-  eval: {{path: {tiny_suite.parent / 'dev.tsv'}, text_field: sentence, label_field: label, label_map: {{0: negative, 1: positive}}}}
+  eval: {path: dev.tsv, text_field: sentence, label_field: label, label_map: {0: negative, 1: positive}}
 gates:
-  - {{name: floor, metric: accuracy.accuracy, min: 0.7}}
-""", "child.yaml")
-    s = suite_mod.load(str(child))
-    assert [(g.name, g.min) for g in s.gates] == [("floor", 0.7)]
-    assert s.files == (child.resolve(), base.resolve())
+  - {name: floor, metric: accuracy.accuracy, min: 0.5%s}
+"""
+    # main merged these silently: the inherited, stricter floor vanished and the run could PASS
+    with pytest.raises(SpecError, match=r"gate 'floor' is already declared in .*_base.yaml.*override: true"):
+        suite_mod.load(str(write(tmp_path, child % "", "child.yaml")))
+    s = suite_mod.load(str(write(tmp_path, child % ", override: true", "child.yaml")))
+    assert [(g.name, g.min) for g in s.gates] == [("floor", 0.5)]
+    assert s.files == ((tmp_path / "child.yaml").resolve(), base.resolve())
+    with pytest.raises(SpecError, match="override: true, but no included file declares a gate 'flor'"):
+        suite_mod.load(str(write(tmp_path, (child % ", override: true").replace("name: floor", "name: flor"), "c.yaml")))
 
 
 def test_include_cycle_and_invalid_yaml(tmp_path):

@@ -10,23 +10,43 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from audit.data import FORMATS, file_format, iter_hub, iter_line_blocks, iter_records
+from audit.data import FORMATS, file_format, iter_hub, iter_line_blocks, iter_records, spec_records, text_of
 from audit.errors import DataError
+from audit.suite import DataSpec
 
 TEXT_FIELDS = ("text", "sentence", "content", "document", "review", "Text")  # tried in order without --text-field
 
 
 @dataclass(frozen=True)
 class CorpusSource:
-    """One corpus: a local file or an `hf:` dataset id, and the field holding the text."""
+    """One corpus: a local file or an `hf:` dataset id, and the field holding the text; or a suite's
+    split (``spec``: its columns and text template apply)."""
 
     path: str
     text_field: str | None = None
     hf_config: str | None = None
     hf_split: str | None = None
+    spec: DataSpec | None = None
+
+    @classmethod
+    def of_split(cls, spec: DataSpec) -> "CorpusSource":
+        return cls(spec.path, spec.text_field, spec.hf_config, spec.hf_split, spec)
+
+    def check(self) -> None:
+        """Read the first document only, so an unreadable, empty or mislabelled corpus file fails before any
+        model loads (the full scan streams it later)."""
+        if self.spec is not None or self.path.startswith("hf:"):
+            return  # suite splits are read in full up front; hub streams are not fetched twice
+        for row, record in iter_records(Path(self.path)):
+            _text_of(record, self, row)
+            return
+        raise DataError("corpus has no documents", self.path, "give a non-empty file (one document per line for .txt)")
 
     def blocks(self) -> Iterator[list[tuple[int, str]]]:
         """Lists of (line or row number, text), one document each."""
+        if self.spec is not None:
+            return _batched((row, text_of(record, self.spec, f"{self.path}:{row}"))
+                            for row, record in spec_records(self.spec))
         if self.path.startswith("hf:"):
             records = iter_hub(self.path, self.hf_config, self.hf_split)
         elif file_format(Path(self.path)) == ".txt":

@@ -1,5 +1,1 @@
-"""Built-in probes; importing this package registers them (see audit.registry)."""
-
-from audit.probes import (  # noqa: F401
-    accuracy, adversarial, calibration, comparison, contamination, efficiency, longtail, shift,
-)
+"""Built-in probes: one file each (a literal SPEC and run), plus an optional view <name>.html.j2 (see audit/contract.py)."""

@@ -1,23 +1,36 @@
+"""Accuracy (Wilson CI), macro-F1 and per-class recall on the eval split; with a baseline, a paired
+bootstrap CI of the accuracy difference (for regression gates)."""
+
 from __future__ import annotations
 
 from audit.context import ProbeContext, ProbeResult
+from audit.contract import Estimate
 from audit.metrics.classification import accuracy_score, macro_f1_score, recall_per_class
 from audit.metrics.stats import bootstrap_ci, wilson_interval
-from audit.registry import probe
+
+SPEC = {
+    "params": {
+        "n_bootstrap": {"type": "int", "default": 1000, "min": 10},
+        "confidence": {"type": "float", "default": 0.95, "above": 0, "below": 1},
+    },
+    "metrics": {
+        "accuracy": {"ci": True, "delta_ci": True},
+        "macro_f1": {},
+        "recall_{labels}": {},
+    },
+}
 
 
-@probe("accuracy", metrics=("accuracy", "accuracy_ci_low", "accuracy_ci_high", "macro_f1", "recall_{label}"))
-def accuracy(ctx: ProbeContext, *, n_bootstrap: int = 1000, confidence: float = 0.95) -> ProbeResult:
-    """Accuracy (Wilson CI), macro-F1 and per-class recall on the eval split; with a baseline, a paired
-    bootstrap CI of the accuracy difference (for regression gates)."""
+def run(ctx: ProbeContext, *, n_bootstrap: int, confidence: float) -> ProbeResult:
     y, labels = ctx.eval.labels, ctx.suite.labels
     preds = {}
 
-    def measure(scorer) -> dict[str, float]:
+    def measure(scorer) -> dict:
         pred = preds[scorer.role] = scorer.predict(ctx.eval.texts)
         recall = recall_per_class(y, pred, len(labels))
-        low, high = wilson_interval(int((pred == y).sum()), len(y), confidence)
-        return {"accuracy": accuracy_score(y, pred), "accuracy_ci_low": low, "accuracy_ci_high": high, "macro_f1": macro_f1_score(y, pred, len(labels)),
+        ci = wilson_interval(int((pred == y).sum()), len(y), confidence)
+        return {"accuracy": Estimate(accuracy_score(y, pred), ci, len(y)),
+                "macro_f1": macro_f1_score(y, pred, len(labels)),
                 **{f"recall_{lab}": float(r) for lab, r in zip(labels, recall)}}
 
     result = ctx.for_both(measure)

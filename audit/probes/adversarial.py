@@ -1,53 +1,69 @@
-from __future__ import annotations
+"""Black-box character-level attacks (DeepWordBug, Pruthi et al. recipes) on the same seeded sample for
+the model and the baseline, all queries through the engine; success rate, accuracy under attack, words
+perturbed, queries, and transfer of the baseline's adversarial examples to the model. ``textattack_*``
+recipes run textattack's own implementation (optional backend) through the same engine."""
 
-import math
+from __future__ import annotations
 
 import numpy as np
 
 from audit.context import ProbeContext, ProbeResult
+from audit.contract import Estimate
 from audit.metrics.stats import wilson_interval
 from audit.perturb import textattack_backend
 from audit.perturb.attack import RECIPES, AttackResult, attack
 from audit.perturb.edits import stopwords
-from audit.registry import probe
 
-STATS = ("success_rate", "success_rate_ci_low", "success_rate_ci_high", "accuracy_under_attack",
-         "perturbed_word_fraction", "avg_queries", "n_attacked", "n_skipped", "transfer_rate")
-BACKENDS = {**{r: r for r in RECIPES}, **{f"textattack_{r}": r for r in textattack_backend.RECIPES}}
+SPEC = {
+    "params": {
+        "recipes": {"type": "list", "default": ["deepwordbug", "pruthi"],
+                    "choices": ["deepwordbug", "pruthi", "charmix", "textattack_deepwordbug", "textattack_pruthi"]},
+        "sample_size": {"type": "int", "default": 100, "min": 1},
+        "query_budget": {"type": "int", "default": 300, "min": 1},
+        "max_examples": {"type": "int", "default": 10, "min": 0},
+        "confidence": {"type": "float", "default": 0.95, "above": 0, "below": 1},
+    },
+    "metrics": {
+        "{recipes}_success_rate": {"better": "lower", "ci": True},
+        "{recipes}_accuracy_under_attack": {},
+        "{recipes}_perturbed_word_fraction": {"better": "none"},
+        "{recipes}_avg_queries": {"better": "none"},
+        "{recipes}_n_attacked": {"better": "none"},
+        "{recipes}_n_skipped": {"better": "none"},
+        "{recipes}_transfer_rate": {"better": "lower", "vs_baseline": True},
+    },
+}
+STATS = [name.removeprefix("{recipes}_") for name in SPEC["metrics"]]
+TEXTATTACK = "textattack_"
 
 
-@probe("adversarial", metrics=tuple(f"{b}_{s}" for b in BACKENDS for s in STATS),
-       lower_is_better=tuple(f"{b}_{s}" for b in BACKENDS for s in ("success_rate", "transfer_rate")),
-       vs_baseline=tuple(f"{b}_transfer_rate" for b in BACKENDS))
-def adversarial(ctx: ProbeContext, *, recipes: list[str] = ("deepwordbug", "pruthi"), textattack_recipes: list[str] = (),
-                sample_size: int = 100, query_budget: int = 300, max_examples: int = 10,
-                confidence: float = 0.95) -> ProbeResult:
-    """Black-box character-level attacks (DeepWordBug, Pruthi et al. recipes) on the same seeded sample for
-    the model and the baseline, all queries through the engine; success rate, accuracy under attack, words
-    perturbed, queries, and transfer of the baseline's adversarial examples to the model."""
-    unknown = [r for r in recipes if r not in RECIPES] + [r for r in textattack_recipes if r not in textattack_backend.RECIPES]
-    if unknown:
-        raise ValueError(f"unknown attack recipe(s) {unknown}: built in {sorted(RECIPES)}, "
-                         f"textattack (offline) {sorted(textattack_backend.RECIPES)}")
+def run(ctx: ProbeContext, *, recipes: list[str], sample_size: int, query_budget: int, max_examples: int,
+        confidence: float) -> ProbeResult:
     sample = ctx.eval.sample(sample_size, ctx.seed)
+    ours = [r for r in recipes if not r.startswith(TEXTATTACK)]
+    theirs = [r.removeprefix(TEXTATTACK) for r in recipes if r.startswith(TEXTATTACK)]
     runs = [(r, lambda s, r=r: attack(s.proba, sample.texts, sample.labels, RECIPES[r], query_budget, ctx.seed,
-                                      stopwords(), unk_token(s))) for r in recipes]
+                                      stopwords(), unk_token(s))) for r in ours]
     details: dict = {"n": len(sample), "n_eval": len(ctx.eval), "query_budget": query_budget, "confidence": confidence,
-                     "recipes": {r: RECIPES[r].paper for r in recipes}, "examples": {},
+                     "recipes": {r: RECIPES[r].paper for r in ours}, "examples": {},
                      "sampled": [f"attacks: {len(sample)} of {len(ctx.eval)} eval rows"] if len(sample) < len(ctx.eval) else []}
-    if textattack_recipes and textattack_backend.load() is None:
-        details["textattack"] = {"status": "skipped", "reason": f"textattack is not installed: {textattack_backend.INSTALL}"}
-    elif textattack_recipes:
+    missing: dict[str, Estimate] = {}
+    if theirs and textattack_backend.load() is None:
+        reason = f"textattack is not installed: {textattack_backend.INSTALL}"
+        details["textattack"] = {"status": "skipped", "reason": reason}
+        missing = {f"{TEXTATTACK}{r}_{s}": Estimate(None, note=reason) for r in theirs for s in STATS
+                   if s != "transfer_rate" or ctx.baseline is not None}
+    elif theirs:
         details["textattack"] = {"status": "ok"}
-        runs += [(f"textattack_{r}", lambda s, r=r: textattack_backend.run(s.proba, s.model.module, sample.texts,
-                                                                             sample.labels, r, query_budget, ctx.seed))
-                 for r in textattack_recipes]
+        runs += [(f"{TEXTATTACK}{r}", lambda s, r=r: textattack_backend.run(s.proba, s.model.module, sample.texts,
+                                                                          sample.labels, r, query_budget, ctx.seed))
+                 for r in theirs]
     found: dict[str, dict[str, list[AttackResult]]] = {"model": {}, "baseline": {}}
 
-    def measure(scorer) -> dict[str, float]:
-        out = {}
-        for name, run in runs:
-            results = found[scorer.role][name] = run(scorer)
+    def measure(scorer) -> dict:
+        out = dict(missing)
+        for name, go in runs:
+            results = found[scorer.role][name] = go(scorer)
             out |= summarize(results, name, confidence)
         return out
 
@@ -65,26 +81,26 @@ def unk_token(scorer) -> str:
     return getattr(scorer.model.tokenizer, "unk_token", None) or "[UNK]"
 
 
-def summarize(results: list[AttackResult], name: str, confidence: float) -> dict[str, float]:
+def summarize(results: list[AttackResult], name: str, confidence: float) -> dict[str, Estimate | float]:
     """Success rate over attacked items (those classified right to begin with); skipped items count as errors."""
     n = len(results)
     attacked = [r for r in results if r.status != "skipped"]
     won = [r for r in attacked if r.status == "success"]
-    low, high = wilson_interval(len(won), len(attacked), confidence) if attacked else (math.nan, math.nan)
-    return {f"{name}_success_rate": len(won) / len(attacked) if attacked else math.nan,
-            f"{name}_success_rate_ci_low": low, f"{name}_success_rate_ci_high": high,
-            f"{name}_accuracy_under_attack": (len(attacked) - len(won)) / n,
+    nothing = Estimate(None, note="no sampled item was classified correctly, so none was attacked")
+    return {f"{name}_success_rate": Estimate(len(won) / len(attacked), wilson_interval(len(won), len(attacked), confidence),
+                                             len(attacked)) if attacked else nothing,
+            f"{name}_accuracy_under_attack": Estimate((len(attacked) - len(won)) / n, n=n),
             f"{name}_perturbed_word_fraction": float(np.mean([r.words_changed / max(r.n_words, 1) for r in won]))
-            if won else math.nan,
-            f"{name}_avg_queries": float(np.mean([r.queries for r in attacked])) if attacked else math.nan,
+            if won else Estimate(None, note="no attack succeeded"),
+            f"{name}_avg_queries": float(np.mean([r.queries for r in attacked])) if attacked else nothing,
             f"{name}_n_attacked": float(len(attacked)), f"{name}_n_skipped": float(n - len(attacked))}
 
 
-def transfer_rate(predict, baseline_results: list[AttackResult], model_results: list[AttackResult]) -> float:
+def transfer_rate(predict, baseline_results: list[AttackResult], model_results: list[AttackResult]) -> Estimate:
     """Share of the baseline's successful adversarial texts that also fool the model (on items the model
     classified right before the attack)."""
     pairs = [(b, m) for b, m in zip(baseline_results, model_results) if b.status == "success" and m.status != "skipped"]
     if not pairs:
-        return math.nan
+        return Estimate(None, note="no adversarial text of the baseline's to transfer")
     fooled = predict([b.perturbed for b, _ in pairs]) != np.array([b.label for b, _ in pairs])
-    return float(fooled.mean())
+    return Estimate(float(fooled.mean()), n=len(pairs))

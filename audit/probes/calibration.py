@@ -1,3 +1,6 @@
+"""ECE (equal-width, equal-mass, classwise), MCE, Brier, NLL with bootstrap CIs, reliability diagrams,
+and temperature scaling fitted on a held-out split (never the eval split)."""
+
 from __future__ import annotations
 
 from functools import partial
@@ -5,9 +8,30 @@ from functools import partial
 import numpy as np
 
 from audit.context import ProbeContext, ProbeResult
+from audit.contract import Estimate
 from audit.metrics import calibration as cal
 from audit.metrics.stats import bootstrap_ci
-from audit.registry import probe
+
+SPEC = {
+    "params": {
+        "n_bins": {"type": "int", "default": 15, "min": 2, "max": 1000},
+        "fit_split": {"type": "str", "default": "reference", "choices_from": "splits"},
+        "fit_size": {"type": "int", "default": 1000, "min": 10},
+        "n_bootstrap": {"type": "int", "default": 200, "min": 10},
+        "confidence": {"type": "float", "default": 0.95, "above": 0, "below": 1},
+    },
+    "metrics": {
+        "ece": {"better": "lower", "ci": True, "delta_ci": True},
+        "ece_adaptive": {"better": "lower", "ci": True, "delta_ci": True},
+        "classwise_ece": {"better": "lower", "ci": True, "delta_ci": True},
+        "mce": {"better": "lower", "ci": True, "delta_ci": True},
+        "brier": {"better": "lower", "ci": True, "delta_ci": True},
+        "nll": {"better": "lower", "ci": True, "delta_ci": True},
+        "temperature": {"better": "none"},
+        "ece_after_scaling": {"better": "lower"},
+        "nll_after_scaling": {"better": "lower"},
+    },
+}
 
 BINNED = {"ece": cal.expected_calibration_error, "ece_adaptive": cal.adaptive_calibration_error,
           "classwise_ece": cal.classwise_calibration_error, "mce": cal.maximum_calibration_error}
@@ -17,25 +41,20 @@ MEASURES = {**BINNED, "brier": cal.brier_score_loss, "nll": cal.log_loss}
 def measures(n_bins: int) -> dict:
     """Metric name -> function of (probs, labels); each gets a bootstrap CI."""
     return {m: partial(f, n_bins=n_bins) if m in BINNED else f for m, f in MEASURES.items()}
-CI_METRICS = tuple(f"{m}_ci_{side}" for m in MEASURES for side in ("low", "high"))
 
 
 def fit_sample(ctx: ProbeContext, split: str, size: int):
-    """A seeded sample of the held-out split, without any text of the eval split."""
+    """A seeded sample of the held-out split, without any text of the eval split (``--limit`` caps it)."""
     held = ctx.split(split)
     eval_texts = set(ctx.eval.texts)
     keep = np.array([i for i, t in enumerate(held.texts) if t not in eval_texts], dtype=np.int64)
     if not len(keep):
         raise ValueError(f"split '{split}' has no examples outside the eval split to fit the temperature on")
-    return held.subset(keep).sample(size, ctx.seed)
+    return held.subset(keep).sample(ctx.cap(size), ctx.seed)
 
 
-@probe("calibration", metrics=tuple(MEASURES) + CI_METRICS + ("temperature", "ece_after_scaling", "nll_after_scaling"),
-       lower_is_better=tuple(MEASURES) + ("ece_after_scaling", "nll_after_scaling"))
-def calibration(ctx: ProbeContext, *, n_bins: int = 15, fit_split: str = "reference", fit_size: int = 1000,
-                n_bootstrap: int = 200, confidence: float = 0.95) -> ProbeResult:
-    """ECE (equal-width, equal-mass, classwise), MCE, Brier, NLL with bootstrap CIs, reliability diagrams,
-    and temperature scaling fitted on a held-out split (never the eval split)."""
+def run(ctx: ProbeContext, *, n_bins: int, fit_split: str, fit_size: int, n_bootstrap: int,
+        confidence: float) -> ProbeResult:
     y = ctx.eval.labels
     held = fit_sample(ctx, fit_split, fit_size)
     fns = measures(n_bins)
@@ -43,10 +62,8 @@ def calibration(ctx: ProbeContext, *, n_bins: int = 15, fit_split: str = "refere
 
     def measure(scorer):
         probs = scorer.proba(ctx.eval.texts)
-        out = {}
-        for m, f in fns.items():
-            out[m] = f(probs, y)
-            out[f"{m}_ci_low"], out[f"{m}_ci_high"] = bootstrap_ci(f, (probs, y), n_bootstrap, confidence, ctx.seed)
+        out = {m: Estimate(f(probs, y), bootstrap_ci(f, (probs, y), n_bootstrap, confidence, ctx.seed), len(y))
+               for m, f in fns.items()}
         t = cal.fit_temperature(scorer.proba(held.texts), held.labels)
         scaled = cal.temperature_scale(probs, t)
         out.update(temperature=t, ece_after_scaling=cal.expected_calibration_error(scaled, y, n_bins),

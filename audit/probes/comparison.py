@@ -1,24 +1,41 @@
+"""How the model's predictions differ from the baseline's: flips (with direction), accuracy delta
+with a paired bootstrap CI and McNemar's exact test, KL/JS divergence, calibration and per-class deltas."""
+
 from __future__ import annotations
 
 import numpy as np
 
 from audit.context import ProbeContext, ProbeResult
+from audit.contract import Estimate
 from audit.metrics.calibration import expected_calibration_error
 from audit.metrics.classification import accuracy_score, flip_rate, recall_per_class
 from audit.metrics.stats import bootstrap_ci, js_divergence, kl_divergence, mcnemar_exact_p, wilson_interval
-from audit.registry import probe
+
+SPEC = {
+    "needs_baseline": True,
+    "params": {
+        "max_examples": {"type": "int", "default": 20, "min": 0},
+        "n_bootstrap": {"type": "int", "default": 1000, "min": 10},
+        "confidence": {"type": "float", "default": 0.95, "above": 0, "below": 1},
+    },
+    "metrics": {
+        "flip_rate": {"better": "lower", "ci": True},
+        "n_flipped": {"better": "lower"},
+        "good_to_bad_rate": {"better": "lower"},
+        "bad_to_good_rate": {},
+        "n_good_to_bad": {"better": "lower"},
+        "n_bad_to_good": {},
+        "accuracy_delta": {"ci": True},
+        "mcnemar_p_value": {"better": "none"},
+        "kl_mean": {"better": "lower"},
+        "js_mean": {"better": "lower"},
+        "ece_delta": {"better": "lower"},
+        "recall_delta_{labels}": {},
+    },
+}
 
 
-@probe("comparison", metrics=("flip_rate", "flip_rate_ci_low", "flip_rate_ci_high", "n_flipped", "good_to_bad_rate",
-                              "bad_to_good_rate", "n_good_to_bad", "n_bad_to_good", "accuracy_delta",
-                              "accuracy_delta_ci_low", "accuracy_delta_ci_high", "mcnemar_p_value", "kl_mean", "js_mean",
-                              "ece_delta", "recall_delta_{label}"),
-       needs_baseline=True, lower_is_better=("flip_rate", "n_flipped", "good_to_bad_rate", "n_good_to_bad", "kl_mean",
-                                             "js_mean", "ece_delta"))
-def comparison(ctx: ProbeContext, *, max_examples: int = 20, n_bootstrap: int = 1000,
-               confidence: float = 0.95) -> ProbeResult:
-    """How the model's predictions differ from the baseline's: flips (with direction), accuracy delta
-    with a paired bootstrap CI and McNemar's exact test, KL/JS divergence, calibration and per-class deltas."""
+def run(ctx: ProbeContext, *, max_examples: int, n_bootstrap: int, confidence: float) -> ProbeResult:
     texts, y, labels = ctx.eval.texts, ctx.eval.labels, ctx.suite.labels
     p_model, p_base = ctx.model.proba(texts), ctx.baseline.proba(texts)
     pred, base = p_model.argmax(axis=1), p_base.argmax(axis=1)
@@ -26,16 +43,14 @@ def comparison(ctx: ProbeContext, *, max_examples: int = 20, n_bootstrap: int = 
     n = len(y)
     flipped = np.flatnonzero(pred != base)
     good_to_bad, bad_to_good = int((base_right & ~right).sum()), int((right & ~base_right).sum())
-    flip_low, flip_high = wilson_interval(len(flipped), n, confidence)
-    acc_low, acc_high = bootstrap_ci(lambda a, b: a.mean() - b.mean(), (right.astype(float), base_right.astype(float)),
-                                     n_bootstrap, confidence, ctx.seed)
+    acc_ci = bootstrap_ci(lambda a, b: a.mean() - b.mean(), (right.astype(float), base_right.astype(float)),
+                          n_bootstrap, confidence, ctx.seed)
     recall_delta = recall_per_class(y, pred, len(labels)) - recall_per_class(y, base, len(labels))
     metrics = {
-        "flip_rate": flip_rate(pred, base), "flip_rate_ci_low": flip_low, "flip_rate_ci_high": flip_high,
+        "flip_rate": Estimate(flip_rate(pred, base), wilson_interval(len(flipped), n, confidence), n),
         "n_flipped": float(len(flipped)), "good_to_bad_rate": good_to_bad / n, "bad_to_good_rate": bad_to_good / n,
         "n_good_to_bad": float(good_to_bad), "n_bad_to_good": float(bad_to_good),
-        "accuracy_delta": accuracy_score(y, pred) - accuracy_score(y, base),
-        "accuracy_delta_ci_low": acc_low, "accuracy_delta_ci_high": acc_high,
+        "accuracy_delta": Estimate(accuracy_score(y, pred) - accuracy_score(y, base), acc_ci, n),
         "mcnemar_p_value": mcnemar_exact_p(bad_to_good, good_to_bad),
         "kl_mean": float(kl_divergence(p_base, p_model).mean()), "js_mean": float(js_divergence(p_base, p_model).mean()),
         "ece_delta": expected_calibration_error(p_model, y) - expected_calibration_error(p_base, y),

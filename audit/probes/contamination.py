@@ -1,45 +1,54 @@
-from __future__ import annotations
+"""Near-duplicate (MinHash + exact shingle index) and exact n-gram search of the eval split in the
+training data, and the model's accuracy on the clean and contaminated items."""
 
-import math
+from __future__ import annotations
 
 import numpy as np
 
 from audit.context import ProbeContext, ProbeResult
-from audit.contamination.corpus import CorpusSource, chunks, expand
+from audit.contamination.corpus import chunks
 from audit.contamination.scan import BenchmarkIndex, ScanConfig, ScanResult, scan
-from audit.metrics.classification import accuracy_score
+from audit.contract import Estimate
 from audit.metrics.stats import fisher_exact_p, wilson_interval
-from audit.registry import probe
 
-MODEL_METRICS = ("clean_accuracy", "clean_accuracy_ci_low", "clean_accuracy_ci_high", "contaminated_accuracy",
-                 "accuracy_gap_p_value")
+SPEC = {
+    "params": {
+        "shingle_size": {"type": "int", "default": 5, "min": 1, "max": 64},
+        "num_perm": {"type": "int", "default": 128, "min": 16, "max": 1024},
+        "jaccard_threshold": {"type": "float", "default": 0.8, "above": 0, "max": 1},
+        "containment_threshold": {"type": "float", "default": 0.8, "above": 0, "max": 1},
+        "ngram_size": {"type": "int", "default": 13, "min": 1, "max": 256},
+        "min_words": {"type": "int", "default": 4, "min": 1},
+        "text_field": {"type": "str", "default": None, "nullable": True},
+        "max_examples": {"type": "int", "default": 20, "min": 0},
+    },
+    "metrics": {
+        "contaminated_fraction": {"better": "lower"},
+        "n_contaminated": {"better": "lower"},
+        "exact_ngram_fraction": {"better": "lower"},
+        "n_exact_ngram": {"better": "lower"},
+        "n_too_short": {"better": "none"},
+        "n_items": {"better": "none"},
+        "documents_scanned": {"better": "none"},
+        "clean_accuracy": {"ci": True},
+        "contaminated_accuracy": {},
+        "accuracy_gap_p_value": {"better": "none"},
+    },
+}
 
 
-def corpora(ctx: ProbeContext, text_field: str | None) -> list[CorpusSource]:
-    """The suite's reference (training) split, always, then every --train-data corpus."""
-    sources = []
-    ref = ctx.suite.reference
-    if ref is not None:
-        sources.append(CorpusSource(ref.path, ref.text_field, ref.hf_config, ref.hf_split))
-    return sources + expand(ctx.train_data, text_field)
-
-
-def _none_if_nan(x: float) -> float | None:
-    return None if math.isnan(x) else x
-
-
-def score_split(pred: np.ndarray, y: np.ndarray, contaminated: np.ndarray) -> dict[str, float | None]:
+def score_split(pred: np.ndarray, y: np.ndarray, contaminated: np.ndarray) -> dict[str, Estimate]:
     """Accuracy on the clean and contaminated items, a Wilson CI for the clean-only score and
     Fisher's exact test of the difference: the contamination-adjusted numbers."""
     right = pred == y
     clean, dirty = right[~contaminated], right[contaminated]
-    low, high = wilson_interval(int(clean.sum()), len(clean))
+    none = "no contaminated items"
     return {
-        "clean_accuracy": _none_if_nan(accuracy_score(y[~contaminated], pred[~contaminated]) if len(clean) else math.nan),
-        "clean_accuracy_ci_low": _none_if_nan(low),
-        "clean_accuracy_ci_high": _none_if_nan(high),
-        "contaminated_accuracy": float(dirty.mean()) if len(dirty) else None,
-        "accuracy_gap_p_value": _none_if_nan(fisher_exact_p(int(dirty.sum()), len(dirty), int(clean.sum()), len(clean))),
+        "clean_accuracy": Estimate(float(clean.mean()), wilson_interval(int(clean.sum()), len(clean)), len(clean))
+        if len(clean) else Estimate(None, note="every item is contaminated"),
+        "contaminated_accuracy": Estimate(float(dirty.mean()), n=len(dirty)) if len(dirty) else Estimate(None, note=none),
+        "accuracy_gap_p_value": Estimate(fisher_exact_p(int(dirty.sum()), len(dirty), int(clean.sum()), len(clean)),
+                                         note=none if not len(dirty) else "every item is contaminated"),
     }
 
 
@@ -59,25 +68,21 @@ def findings(result: ScanResult, texts: list[str], rows: np.ndarray, limit: int)
     return out
 
 
-@probe("contamination", metrics=("contaminated_fraction", "n_contaminated", "exact_ngram_fraction", "n_exact_ngram",
-                                 "n_too_short", "n_items", "documents_scanned") + MODEL_METRICS)
-def contamination(ctx: ProbeContext, *, shingle_size: int = 5, num_perm: int = 128, jaccard_threshold: float = 0.8,
-                  containment_threshold: float = 0.8, ngram_size: int = 13, min_words: int = 4,
-                  text_field: str | None = None, max_examples: int = 20) -> ProbeResult:
-    """Near-duplicate (MinHash + exact shingle index) and exact n-gram search of the eval split in the
-    training data, and the model's accuracy on the clean and contaminated items."""
+def run(ctx: ProbeContext, *, shingle_size: int, num_perm: int, jaccard_threshold: float,
+        containment_threshold: float, ngram_size: int, min_words: int, text_field: str | None,
+        max_examples: int) -> ProbeResult:
     config = ScanConfig(shingle_size, num_perm, jaccard_threshold, containment_threshold, ngram_size, min_words,
                         ctx.seed)
-    sources = corpora(ctx, text_field)
+    sources = ctx.corpora(text_field)
     if not sources:
         raise ValueError("no training data: the suite declares no reference split and no --train-data was given")
     result = scan(BenchmarkIndex(ctx.eval.texts, config), chunks(sources))
     flagged = result.contaminated
     n = result.n_items
-    metrics = {"contaminated_fraction": float(flagged.mean()), "n_contaminated": float(flagged.sum()),
-               "exact_ngram_fraction": float(result.ngram_hit.mean()), "n_exact_ngram": float(result.ngram_hit.sum()),
-               "n_too_short": float(result.too_short.sum()), "n_items": float(n),
-               "documents_scanned": float(result.stats["documents"])}
+    metrics = {"contaminated_fraction": Estimate(float(flagged.mean()), n=n), "n_contaminated": float(flagged.sum()),
+               "exact_ngram_fraction": Estimate(float(result.ngram_hit.mean()), n=n),
+               "n_exact_ngram": float(result.ngram_hit.sum()), "n_too_short": float(result.too_short.sum()),
+               "n_items": float(n), "documents_scanned": float(result.stats["documents"])}
     details = {
         "corpora": [s.path for s in sources],
         "short_items": f"items under {min_words} words are not judged (n_too_short); items of {min_words}-"

@@ -1,3 +1,7 @@
+"""What compression bought: parameters, non-zeros, weight bytes, peak memory, batch-1 latency and
+batched throughput (uncached engine, same inputs, threads and device, model and baseline timed in
+alternating order), and energy where NVML can measure it."""
+
 from __future__ import annotations
 
 import platform
@@ -8,26 +12,41 @@ from pathlib import Path
 import numpy as np
 
 from audit.context import ProbeContext, ProbeResult
+from audit.contract import Estimate
 from audit.engine import Engine
 from audit.footprint import count_parameters, disk_bytes
-from audit.registry import probe
 
-PER_MODEL = ("params", "nonzero_params", "sparsity", "disk_bytes", "weight_bytes", "peak_rss_bytes", "peak_gpu_bytes",
-             "latency_p50_ms", "latency_p95_ms", "throughput_items_per_s", "throughput_tokens_per_s", "energy_j_per_1k")
+SPEC = {
+    "params": {
+        "latency_sample": {"type": "int", "default": 50, "min": 1},
+        "throughput_sample": {"type": "int", "default": 512, "min": 1},
+        "warmup": {"type": "int", "default": 5, "min": 0},
+        "rounds": {"type": "int", "default": 3, "min": 1, "max": 100},
+    },
+    "metrics": {
+        "params": {"better": "lower"},
+        "nonzero_params": {"better": "lower"},
+        "sparsity": {"better": "none"},
+        "disk_bytes": {"better": "lower"},
+        "weight_bytes": {"better": "lower"},
+        "peak_rss_bytes": {"better": "lower", "varies": True},
+        "peak_gpu_bytes": {"better": "lower", "varies": True},
+        "latency_p50_ms": {"better": "lower", "varies": True},
+        "latency_p95_ms": {"better": "lower", "varies": True},
+        "throughput_items_per_s": {"varies": True},
+        "throughput_tokens_per_s": {"varies": True},
+        "energy_j_per_1k": {"better": "lower", "varies": True},
+        "speedup": {"vs_baseline": True, "varies": True},
+        "speedup_min": {"vs_baseline": True, "varies": True},
+        "speedup_max": {"vs_baseline": True, "varies": True},
+        "latency_speedup": {"vs_baseline": True, "varies": True},
+        "weight_memory_ratio": {"better": "lower", "vs_baseline": True},
+        "disk_ratio": {"better": "lower", "vs_baseline": True},
+    },
+}
 
 
-@probe("efficiency", metrics=PER_MODEL + ("speedup", "speedup_min", "speedup_max", "latency_speedup",
-                                          "weight_memory_ratio", "disk_ratio"),
-       lower_is_better=("params", "nonzero_params", "disk_bytes", "weight_bytes", "peak_rss_bytes", "peak_gpu_bytes",
-                        "latency_p50_ms", "latency_p95_ms", "energy_j_per_1k", "weight_memory_ratio", "disk_ratio"),
-       vs_baseline=("speedup", "speedup_min", "speedup_max", "latency_speedup", "weight_memory_ratio", "disk_ratio"),
-       varies=("peak_rss_bytes", "peak_gpu_bytes", "latency_p50_ms", "latency_p95_ms", "throughput_items_per_s",
-               "throughput_tokens_per_s", "energy_j_per_1k", "speedup", "speedup_min", "speedup_max", "latency_speedup"))
-def efficiency(ctx: ProbeContext, *, latency_sample: int = 50, throughput_sample: int = 512, warmup: int = 5,
-               rounds: int = 3) -> ProbeResult:
-    """What compression bought: parameters, non-zeros, weight bytes, peak memory, batch-1 latency and
-    batched throughput (uncached engine, same inputs, threads and device, model and baseline timed in
-    alternating order), and energy where NVML can measure it."""
+def run(ctx: ProbeContext, *, latency_sample: int, throughput_sample: int, warmup: int, rounds: int) -> ProbeResult:
     import torch
 
     latency_texts = ctx.eval.sample(latency_sample, ctx.seed).texts
@@ -55,10 +74,13 @@ def efficiency(ctx: ProbeContext, *, latency_sample: int = 50, throughput_sample
     ratios = np.array(runs["baseline"].batch_seconds) / np.array(runs["model"].batch_seconds)
     if ctx.model.model.compression and model["disk_bytes"] == base["disk_bytes"]:
         details["disk_note"] = "the compressed directory stores the base weights plus a recipe (audit compress)"
-    model |= {"speedup": float(np.median(ratios)), "speedup_min": float(ratios.min()), "speedup_max": float(ratios.max()),
-              "latency_speedup": base["latency_p50_ms"] / model["latency_p50_ms"],
+    n = len(batch_texts)
+    model |= {"speedup": Estimate(float(np.median(ratios)), n=n), "speedup_min": float(ratios.min()),
+              "speedup_max": float(ratios.max()),
+              "latency_speedup": Estimate(base["latency_p50_ms"] / model["latency_p50_ms"], n=len(latency_texts)),
               "weight_memory_ratio": model["weight_bytes"] / base["weight_bytes"],
-              "disk_ratio": model["disk_bytes"] / base["disk_bytes"] if base["disk_bytes"] else None}
+              "disk_ratio": model["disk_bytes"] / base["disk_bytes"] if base["disk_bytes"]
+              else Estimate(None, note="the baseline has no weight files on disk")}
     return ProbeResult(model, base, details)
 
 
@@ -110,11 +132,12 @@ class Runner:
         return {"params": float(fp["params"]), "nonzero_params": float(fp["nonzero_params"]),
                 "sparsity": 1 - fp["nonzero_params"] / fp["params"], "disk_bytes": float(disk_bytes(Path(self.model.directory))),
                 "weight_bytes": float(fp["weight_bytes"]), "peak_rss_bytes": float(self.peak_rss),
-                "peak_gpu_bytes": float(self.peak_gpu) if self.device.type == "cuda" else None,
+                "peak_gpu_bytes": float(self.peak_gpu) if self.device.type == "cuda" else Estimate(None, note="no GPU"),
                 "latency_p50_ms": 1000 * float(np.percentile(self.latencies, 50)),
                 "latency_p95_ms": 1000 * float(np.percentile(self.latencies, 95)),
                 "throughput_items_per_s": len(batch) / seconds, "throughput_tokens_per_s": tokens / seconds,
-                "energy_j_per_1k": 1000 * float(np.median(self.joules)) / len(batch) if self.joules else None}
+                "energy_j_per_1k": 1000 * float(np.median(self.joules)) / len(batch) if self.joules
+                else Estimate(None, note=self.energy_note)}
 
 
 def cpu_name() -> str:

@@ -1,3 +1,7 @@
+"""Accuracy on slices of the eval split by length quantile, word rarity in the training corpus
+(the suite's reference split and --train-data) and class; the worst slice with at least
+``min_support`` items, its gap to overall accuracy, and where the model loses most to its baseline."""
+
 from __future__ import annotations
 
 import math
@@ -8,46 +12,63 @@ import numpy as np
 
 from audit.context import ProbeContext, ProbeResult
 from audit.contamination.corpus import chunks
+from audit.contract import Estimate
 from audit.metrics.stats import wilson_interval
-from audit.probes.contamination import corpora
-from audit.registry import probe
+
+SPEC = {
+    "params": {
+        "length_bins": {"type": "int", "default": 4, "min": 1, "max": 100},
+        "rarity_bins": {"type": "int", "default": 4, "min": 1, "max": 100},
+        "min_support": {"type": "int", "default": 30, "min": 1},
+        "frequency_docs": {"type": "int", "default": 500000, "min": 1},
+        "confidence": {"type": "float", "default": 0.95, "above": 0, "below": 1},
+    },
+    "metrics": {
+        "overall_accuracy": {},
+        "worst_slice_accuracy": {},
+        "worst_slice_gap": {"better": "lower"},
+        "worst_slice_support": {"better": "none"},
+        "shortest_slice_accuracy": {},
+        "longest_slice_accuracy": {},
+        "rarest_slice_accuracy": {},
+        "largest_slice_regression": {"better": "lower", "vs_baseline": True},
+        "class_{labels}_accuracy": {},
+    },
+}
 
 WORD = re.compile(r"[a-z0-9']+")
 
 
-@probe("longtail", metrics=("overall_accuracy", "worst_slice_accuracy", "worst_slice_gap", "worst_slice_support",
-                            "shortest_slice_accuracy", "longest_slice_accuracy", "rarest_slice_accuracy",
-                            "largest_slice_regression", "class_{label}_accuracy"),
-       lower_is_better=("worst_slice_gap", "largest_slice_regression"), vs_baseline=("largest_slice_regression",))
-def longtail(ctx: ProbeContext, *, length_bins: int = 4, rarity_bins: int = 4, min_support: int = 30,
-             frequency_docs: int = 500_000, confidence: float = 0.95) -> ProbeResult:
-    """Accuracy on slices of the eval split by length quantile, word rarity in the training corpus
-    (the suite's reference split and --train-data) and class; the worst slice with at least
-    ``min_support`` items, its gap to overall accuracy, and where the model loses most to its baseline."""
+def run(ctx: ProbeContext, *, length_bins: int, rarity_bins: int, min_support: int, frequency_docs: int,
+        confidence: float) -> ProbeResult:
     texts, y, labels = ctx.eval.texts, ctx.eval.labels, ctx.suite.labels
     counts, n_docs = word_counts(ctx, frequency_docs)
     lengths = np.array([len(t.split()) for t in texts])
     rarity = np.array([mean_log_frequency(t, counts) for t in texts])
     slicings = {"length": quantile_slices(lengths, length_bins, "length", "words"),
                 "rarity": quantile_slices(rarity, rarity_bins, "rarity", "mean log(1 + corpus count)"),
-                "class": {f"class_{lab}": {"index": np.flatnonzero(y == k), "range": lab} for k, lab in enumerate(labels)}}
+                "class": {f"class_{lab}": {"index": np.flatnonzero(y == k), "range": lab} for k, lab in enumerate(labels)
+                          if (y == k).any()}}
+    slices = {name: s for sl in slicings.values() for name, s in sl.items()}
+    supported = [name for name, s in slices.items() if len(s["index"]) >= min_support]
+    none_supported = f"no slice has {min_support} items (min_support)"
     preds = {}
 
-    def measure(scorer) -> dict[str, float]:
+    def measure(scorer) -> dict:
         right = preds[scorer.role] = scorer.predict(texts) == y
+        acc = {name: Estimate(float(right[s["index"]].mean()), n=len(s["index"])) for name, s in slices.items()}
         overall = float(right.mean())
-        acc = {name: float(right[s["index"]].mean()) for sl in slicings.values() for name, s in sl.items()}
-        supported = [name for sl in slicings.values() for name, s in sl.items() if len(s["index"]) >= min_support]
-        worst = min(supported, key=acc.get) if supported else None
-        size = {name: len(s["index"]) for sl in slicings.values() for name, s in sl.items()}
-        return {"overall_accuracy": overall,
-                "worst_slice_accuracy": acc[worst] if worst else math.nan,
-                "worst_slice_gap": overall - acc[worst] if worst else math.nan,
-                "worst_slice_support": float(size[worst]) if worst else 0.0,
+        worst = min(supported, key=lambda name: acc[name].value) if supported else None
+        return {"overall_accuracy": Estimate(overall, n=len(y)),
+                "worst_slice_accuracy": acc[worst] if worst else Estimate(None, note=none_supported),
+                "worst_slice_gap": Estimate(overall - acc[worst].value, n=acc[worst].n) if worst
+                else Estimate(None, note=none_supported),
+                "worst_slice_support": float(len(slices[worst]["index"])) if worst else 0.0,
                 "shortest_slice_accuracy": acc[next(iter(slicings["length"]))],
                 "longest_slice_accuracy": acc[list(slicings["length"])[-1]],
                 "rarest_slice_accuracy": acc[next(iter(slicings["rarity"]))],
-                **{f"{name}_accuracy": acc[name] for name in slicings["class"]}}
+                **{f"class_{lab}_accuracy": acc.get(f"class_{lab}", Estimate(None, note="no eval item of this class"))
+                   for lab in labels}}
 
     result = ctx.for_both(measure)
     rows = []
@@ -56,8 +77,7 @@ def longtail(ctx: ProbeContext, *, length_bins: int = 4, rarity_bins: int = 4, m
             row = {"slicing": kind, "slice": name, "range": s["range"], "support": len(s["index"])}
             for role, right in preds.items():
                 k = int(right[s["index"]].sum())
-                row[role] = {"accuracy": k / len(s["index"]),
-                             "ci": list(wilson_interval(k, len(s["index"]), confidence))}
+                row[role] = {"accuracy": k / len(s["index"]), "ci": list(wilson_interval(k, len(s["index"]), confidence))}
             if "baseline" in preds:
                 row["delta"] = row["model"]["accuracy"] - row["baseline"]["accuracy"]
             rows.append(row)
@@ -66,7 +86,8 @@ def longtail(ctx: ProbeContext, *, length_bins: int = 4, rarity_bins: int = 4, m
     if "baseline" in preds:
         losses = [r for r in rows if r["support"] >= min_support]
         lost_most = min(losses, key=lambda r: r["delta"]) if losses else None
-        result.metrics["largest_slice_regression"] = -lost_most["delta"] if lost_most else math.nan
+        result.metrics["largest_slice_regression"] = Estimate(-lost_most["delta"], n=lost_most["support"]) \
+            if lost_most else Estimate(None, note=none_supported)
         details["largest_regression_slice"] = lost_most["slice"] if lost_most else None
         details["worst_slice_baseline"] = _worst(rows, "baseline", min_support)
     result.details = details
@@ -77,7 +98,7 @@ def word_counts(ctx: ProbeContext, max_docs: int) -> tuple[Counter, int]:
     """Word counts over the first ``max_docs`` documents of the training corpora (streamed)."""
     counts: Counter = Counter()
     n = 0
-    sources = corpora(ctx, None)
+    sources = ctx.corpora()
     if not sources:
         raise ValueError("the rarity slices need a training corpus: declare data.reference in the suite or pass --train-data")
     for docs, _ in chunks(sources):

@@ -1,74 +1,89 @@
+"""Accuracy under distribution shift: the suite's natural shift sets (seeded samples of the sizes the
+suite declares) and seeded synthetic corruptions of the eval split at three severities, each with
+its drop from in-distribution accuracy; paired consistency on contrast sets."""
+
 from __future__ import annotations
 
 import numpy as np
 
 from audit.context import ProbeContext, ProbeResult
+from audit.contract import Estimate
 from audit.metrics.stats import wilson_interval
-from audit.perturb.corruptions import FAMILIES, SEVERITIES, corrupt
-from audit.registry import probe
+from audit.perturb.corruptions import SEVERITIES, corrupt
 
-CORRUPTION_METRICS = tuple(f"corruption_{f}{s}" for f in FAMILIES for s in ("", *(f"_s{k}" for k in SEVERITIES)))
+SPEC = {
+    "params": {
+        "sets": {"type": "list", "default": None, "nullable": True, "choices_from": "shift_sets"},
+        "corruptions": {"type": "list", "default": ["typo", "case", "punctuation", "word_drop", "word_swap", "rewrite"],
+                        "choices": ["typo", "case", "punctuation", "word_drop", "word_swap", "rewrite"]},
+        "corruption_sample": {"type": "int", "default": 300, "min": 1, "nullable": True},
+        "confidence": {"type": "float", "default": 0.95, "above": 0, "below": 1},
+    },
+    "metrics": {
+        "in_distribution_accuracy": {},
+        "accuracy_{sets}": {"ci": True},
+        "drop_{sets}": {"better": "lower"},
+        "consistency_{sets}": {},
+        "worst_set_accuracy": {},
+        "worst_set_drop": {"better": "lower"},
+        "corruption_accuracy": {},
+        "corruption_drop": {"better": "lower"},
+        "worst_corruption_accuracy": {},
+        "corruption_{corruptions}": {},
+        "corruption_{corruptions}_s1": {},
+        "corruption_{corruptions}_s2": {},
+        "corruption_{corruptions}_s3": {},
+    },
+}
 
 
-@probe("shift", metrics=("in_distribution_accuracy", "accuracy_{set}", "accuracy_{set}_ci_low",
-                         "accuracy_{set}_ci_high", "drop_{set}", "consistency_{set}", "worst_set_accuracy",
-                         "worst_set_drop", "corruption_accuracy", "corruption_drop", "worst_corruption_accuracy",
-                         *CORRUPTION_METRICS),
-       lower_is_better=("drop_{set}", "worst_set_drop", "corruption_drop"))
-def shift(ctx: ProbeContext, *, sets: list[str] | None = None, corruptions: list[str] | None = None,
-          corruption_sample: int | None = 300, confidence: float = 0.95) -> ProbeResult:
-    """Accuracy under distribution shift: the suite's natural shift sets (seeded samples of the sizes the
-    suite declares) and seeded synthetic corruptions of the eval split at three severities, each with
-    its drop from in-distribution accuracy; paired consistency on contrast sets."""
-    names = list(ctx.suite.shift_sets) if sets is None else sets
-    families = list(FAMILIES) if corruptions is None else corruptions
-    for name in names:
-        if name not in ctx.suite.shift_sets:
-            raise ValueError(f"unknown shift set '{name}' (the suite declares: {', '.join(ctx.suite.shift_sets)})")
-    for family in families:
-        if family not in FAMILIES:
-            raise ValueError(f"unknown corruption '{family}' (choose from: {', '.join(FAMILIES)})")
-    shifted = {n: ctx.split(n).sample(ctx.suite.shift_sets[n].sample, ctx.seed) for n in names}
+def run(ctx: ProbeContext, *, sets: list[str], corruptions: list[str], corruption_sample: int | None,
+        confidence: float) -> ProbeResult:
+    shifted = {n: ctx.split(n).sample(ctx.cap(ctx.suite.shift_sets[n].sample), ctx.seed) for n in sets}
     clean = ctx.eval.sample(corruption_sample, ctx.seed)
-    variants = {(f, s): corrupt(clean.texts, f, s, ctx.seed, clean.rows) for f in families for s in SEVERITIES}
-    details = {"sets": {}, "corruptions": {"n": len(clean), "n_eval": len(ctx.eval), "families": families,
+    variants = {(f, s): corrupt(clean.texts, f, s, ctx.seed, clean.rows) for f in corruptions for s in SEVERITIES}
+    details = {"sets": {}, "corruptions": {"n": len(clean), "n_eval": len(ctx.eval), "families": corruptions,
                                            "severities": list(SEVERITIES),
                                            "examples": _examples(clean, variants)}}
 
-    def measure(scorer) -> dict[str, float]:
+    def measure(scorer) -> dict:
         in_dist = float((scorer.predict(ctx.eval.texts) == ctx.eval.labels).mean())
-        out = {"in_distribution_accuracy": in_dist}
+        out: dict = {"in_distribution_accuracy": Estimate(in_dist, n=len(ctx.eval))}
+        accuracy = {}
         for name, split in shifted.items():
             right = scorer.predict(split.texts) == split.labels
-            low, high = wilson_interval(int(right.sum()), len(right), confidence)
-            out |= {f"accuracy_{name}": float(right.mean()), f"accuracy_{name}_ci_low": low,
-                    f"accuracy_{name}_ci_high": high, f"drop_{name}": in_dist - float(right.mean())}
+            accuracy[name] = float(right.mean())
+            out |= {f"accuracy_{name}": Estimate(accuracy[name], wilson_interval(int(right.sum()), len(right), confidence),
+                                                 len(right)),
+                    f"drop_{name}": Estimate(in_dist - accuracy[name], n=len(right))}
             if split.groups is not None:
-                out[f"consistency_{name}"] = _paired_consistency(right, split.groups)
+                out[f"consistency_{name}"] = Estimate(_paired_consistency(right, split.groups),
+                                                      n=len(np.unique(split.groups)))
             info = details["sets"].setdefault(name, {
                 "n": len(split), "n_total": len(ctx.split(name)), "sampled": len(split) < len(ctx.split(name)),
                 "paired": split.groups is not None, "description": ctx.suite.shift_sets[name].description})
             info[f"n_truncated_{scorer.role}"] = scorer.n_truncated(split.texts)
         if shifted:
-            worst = min(shifted, key=lambda n: out[f"accuracy_{n}"])
+            worst = min(shifted, key=accuracy.get)
             details[f"worst_set_{scorer.role}"] = worst
             out |= {"worst_set_accuracy": out[f"accuracy_{worst}"], "worst_set_drop": out[f"drop_{worst}"]}
-        if families:
+        if corruptions:
             clean_acc = float((scorer.predict(clean.texts) == clean.labels).mean())
-            for (f, s), texts in variants.items():
-                out[f"corruption_{f}_s{s}"] = float((scorer.predict(texts) == clean.labels).mean())
-            for f in families:
-                out[f"corruption_{f}"] = float(np.mean([out[f"corruption_{f}_s{s}"] for s in SEVERITIES]))
-            out["corruption_accuracy"] = float(np.mean([out[f"corruption_{f}"] for f in families]))
-            out["corruption_drop"] = clean_acc - out["corruption_accuracy"]
-            out["worst_corruption_accuracy"] = min(out[f"corruption_{f}_s{s}"] for f, s in variants)
+            by_variant = {v: float((scorer.predict(texts) == clean.labels).mean()) for v, texts in variants.items()}
+            family = {f: float(np.mean([by_variant[f, s] for s in SEVERITIES])) for f in corruptions}
+            mean = float(np.mean(list(family.values())))
+            n = len(clean)
+            out |= {f"corruption_{f}_s{s}": Estimate(a, n=n) for (f, s), a in by_variant.items()}
+            out |= {f"corruption_{f}": Estimate(a, n=n) for f, a in family.items()}
+            out |= {"corruption_accuracy": Estimate(mean, n=n), "corruption_drop": Estimate(clean_acc - mean, n=n),
+                    "worst_corruption_accuracy": Estimate(min(by_variant.values()), n=n)}
             details["corruptions"][f"clean_accuracy_{scorer.role}"] = clean_acc
         return out
 
     result = ctx.for_both(measure)
     sampled = [f"{n}: {len(sp)} of {len(ctx.split(n))} rows" + (" (whole pairs)" if sp.groups is not None else "")
                for n, sp in shifted.items() if len(sp) < len(ctx.split(n))]
-    if families and len(clean) < len(ctx.eval):
+    if corruptions and len(clean) < len(ctx.eval):
         sampled.append(f"corruptions: {len(clean)} of {len(ctx.eval)} eval rows")
     result.details = details | {"confidence": confidence, "sampled": sampled}
     return result

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from audit.report import html, junit, markdown, sarif
-
-SCHEMA_VERSION = "1.1"
 
 
 def _json_default(obj):
@@ -41,11 +41,26 @@ def _umask() -> int:
     return mask
 
 
+@contextmanager
+def _no_interrupt():
+    """Hold Ctrl-C back while the files are swapped in, so a report is never half old, half new."""
+    try:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    except (AttributeError, ValueError):  # no pthread_sigmask (Windows), or not the main thread
+        old = None
+    try:
+        yield
+    finally:
+        if old is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def write_all(report: dict, out: Path) -> list[Path]:
     """Render every file, then replace each in one step, so no reader sees a half-written report."""
     files = render_all(report)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    staged = []
+    staged, done = [], False
     try:
         for name, text in files.items():
             fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=out)
@@ -53,10 +68,14 @@ def write_all(report: dict, out: Path) -> list[Path]:
                 f.write(text)
             os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; reports are ordinary files
             staged.append((tmp, out / name))
-        for tmp, final in staged:
-            os.replace(tmp, final)
+        with _no_interrupt():
+            for tmp, final in staged:
+                os.replace(tmp, final)
+        done = True
     finally:
         for tmp, _ in staged:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+        if created and not done:
+            out.rmdir()  # an interrupted first write leaves no empty report folder either
     return [final for _, final in staged]

@@ -2,6 +2,8 @@
 
 Rendered by Jinja2 with autoescaping on, so every dataset and model string is escaped; the
 highlighting of changed words is built as (text, changed) segments, never as markup strings.
+Each probe's section comes from its own view, ``audit/probes/<name>.html.j2`` (a probe without
+one gets the metric table alone); views get the helpers below and the plot functions.
 """
 
 from __future__ import annotations
@@ -9,9 +11,9 @@ from __future__ import annotations
 import difflib
 from importlib import resources
 
+from audit.contract import PROBES_DIR
 from audit.report import plots
-
-STATUS_CLASS = {"pass": "pass", "fail": "fail", "inconclusive": "inconclusive", "skipped": "skipped", "error": "error"}
+from audit.status import STATUSES
 
 
 def word_diff(before: str, after: str) -> tuple[list[tuple[str, bool]], list[tuple[str, bool]]]:
@@ -24,52 +26,43 @@ def word_diff(before: str, after: str) -> tuple[list[tuple[str, bool]], list[tup
     return left, right
 
 
-def metric_rows(section: dict) -> list[dict]:
-    base, deltas = section.get("baseline_metrics") or {}, section.get("deltas") or {}
-    return [{"name": k, "model": v, "baseline": base.get(k), "delta": deltas.get(k)} for k, v in section["metrics"].items()]
+def roles(section: dict) -> list[str]:
+    return ["model"] + (["baseline"] if section.get("baseline_metrics") else [])
 
 
-def _calibration(section: dict) -> dict:
-    diagrams = section["details"].get("reliability") or {}
-    return {"plot": plots.reliability(diagrams)} if diagrams else {}
+def estimate(section: dict, name: str, role: str = "model") -> dict:
+    part = "metrics" if role == "model" else "baseline_metrics"
+    return (section.get(part) or {}).get(name) or {}
 
 
-def _shift(section: dict) -> dict:
-    m, b = section["metrics"], section.get("baseline_metrics") or {}
-    roles = {"model": m} | ({"baseline": b} if b else {})
-    sets = list(section["details"].get("sets", {}))
-    out: dict = {"sets": [{"name": n, **info, "model": m.get(f"accuracy_{n}"), "baseline": b.get(f"accuracy_{n}"),
-                           "ci": [m.get(f"accuracy_{n}_ci_low"), m.get(f"accuracy_{n}_ci_high")],
-                           "consistency": m.get(f"consistency_{n}"), "consistency_baseline": b.get(f"consistency_{n}")}
-                          for n, info in section["details"].get("sets", {}).items()]}
-    if sets:
-        out["sets_plot"] = plots.grouped_bars(["in-distribution"] + sets, {
-            role: [r.get("in_distribution_accuracy")] + [r.get(f"accuracy_{n}") for n in sets] for role, r in roles.items()},
-            "Accuracy on shift sets")
-    corr = section["details"].get("corruptions") or {}
-    families, severities = corr.get("families") or [], corr.get("severities") or []
-    if families:
-        out["severity_plot"] = plots.severity_lines(families, severities, {
-            role: {f: [r[f"corruption_{f}_s{s}"] for s in severities] for f in families} for role, r in roles.items()})
-        out["corruption_examples"] = [{**e, "diff": word_diff(e["original"], e["corrupted"])}
-                                      for e in corr.get("examples", [])]
+def value(section: dict, name: str, role: str = "model"):
+    return estimate(section, name, role).get("value")
+
+
+def series(section: dict, names: list[str]) -> dict[str, list]:
+    """{role: [value of each named metric]}: one bar group per name, one bar per role."""
+    return {role: [value(section, n, role) for n in names] for role in roles(section)}
+
+
+def grid(section: dict, rows: list, cols: list, pattern: str) -> dict[str, dict]:
+    """{role: {row: [value of pattern.format(row=row, col=col) for each col]}}, e.g. accuracy by family and severity."""
+    return {role: {r: [value(section, pattern.format(row=r, col=c), role) for c in cols] for r in rows}
+            for role in roles(section)}
+
+
+def column(rows: list[dict], *path: str) -> list:
+    """rows[i][path[0]][path[1]]... for every row."""
+    out = []
+    for row in rows:
+        for key in path:
+            row = row[key]
+        out.append(row)
     return out
 
 
-def _longtail(section: dict) -> dict:
-    rows = section["details"].get("slices", [])
-    roles = ["model"] + (["baseline"] if rows and "baseline" in rows[0] else [])
-    return {"slices": rows, "plot": plots.grouped_bars(
-        [r["slice"] for r in rows], {role: [r[role]["accuracy"] for r in rows] for role in roles}, "Accuracy by slice")
-        if rows else None}
-
-
-def _adversarial(section: dict) -> dict:
-    return {"attacks": {name: [{**e, "diff": word_diff(e["original"], e["perturbed"])} for e in examples]
-                        for name, examples in section["details"].get("examples", {}).items()}}
-
-
-VIEWS = {"calibration": _calibration, "shift": _shift, "longtail": _longtail, "adversarial": _adversarial}
+def metric_rows(section: dict) -> list[dict]:
+    base, deltas = section.get("baseline_metrics") or {}, section.get("deltas") or {}
+    return [{"name": k, "model": v, "baseline": base.get(k), "delta": deltas.get(k)} for k, v in section["metrics"].items()]
 
 
 def number(v, digits: int = 4) -> str:
@@ -81,18 +74,21 @@ def number(v, digits: int = 4) -> str:
     return f"{v:.{digits}g}" if isinstance(v, float) else str(v)
 
 
-def render(report: dict) -> str:
-    from jinja2 import Environment
+def environment():
+    from jinja2 import ChoiceLoader, DictLoader, Environment, FileSystemLoader
 
-    env = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
-    env.filters["num"] = number
-    env.filters["pct"] = lambda v: "–" if v is None else f"{100 * v:.3g}%"
-    template = env.from_string(resources.files("audit.report").joinpath("templates/report.html.j2")
-                               .read_text(encoding="utf-8"))
-    probes = []
-    for name, section in report["probes"].items():
-        view = VIEWS[name](section) if section["status"] == "ok" and name in VIEWS else {}
-        probes.append({"name": name, "section": section, "rows": metric_rows(section) if section["status"] == "ok"
-                       else [], "view": view})
+    main = resources.files("audit.report").joinpath("templates/report.html.j2").read_text(encoding="utf-8")
+    env = Environment(loader=ChoiceLoader([DictLoader({"report.html.j2": main}), FileSystemLoader(str(PROBES_DIR))]),
+                      autoescape=True, trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(num=number, pct=lambda v: "–" if v is None else f"{100 * v:.3g}%",
+                       prefix=lambda s, p: f"{p}{s}")
+    env.globals.update(plots=plots, word_diff=word_diff, value=value, estimate=estimate, series=series, grid=grid,
+                       column=column, roles=roles, css=lambda s: STATUSES[s].css if s in STATUSES else "error")
+    return env
+
+
+def render(report: dict) -> str:
+    probes = [{"name": name, "section": section, "rows": metric_rows(section) if section["status"] == "ok" else []}
+              for name, section in report["probes"].items()]
     failed = [g for g in report["gates"] if g["status"] in ("fail", "inconclusive", "error")]
-    return template.render(report=report, probes=probes, failed=failed, status_class=STATUS_CLASS)
+    return environment().get_template("report.html.j2").render(report=report, probes=probes, failed=failed)

@@ -1,13 +1,11 @@
-"""junit.xml: one test case per gate, so any CI test-report viewer shows the gates."""
+"""junit.xml: one test case per gate, plus one for the verdict, so any CI test-report viewer shows them
+(a run whose every gate was skipped is not green: its verdict case fails)."""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-
-def blocks(gate: dict, inconclusive_fails: bool) -> bool:
-    """Does this gate's result fail the run (see gates.verdict)?"""
-    return gate["severity"] == "fail" and (gate["status"] == "fail" or gate["status"] == "inconclusive" and inconclusive_fails)
+from audit.status import blocks
 
 
 def render(report: dict) -> str:
@@ -30,6 +28,14 @@ def render(report: dict) -> str:
             counts["skipped"] += 1
         elif g["status"] != "pass":  # a warning gate that did not pass: reported, not failing
             ET.SubElement(case, "system-out").text = f"WARNING ({g['status']}): {text}"
+    case = ET.SubElement(suite, "testcase", classname=f"audit.{report['benchmark']['name']}", name="verdict")
+    reason = report["summary"].get("verdict_reason", "")
+    if report["verdict"] in ("fail", "inconclusive"):
+        ET.SubElement(case, "failure", message=reason, type=report["verdict"]).text = f"verdict {report['verdict']}: {reason}"
+        counts["failures"] += 1
+    elif report["verdict"] == "error":
+        ET.SubElement(case, "error", message=reason, type="error").text = reason
+        counts["errors"] += 1
     for name, p in report["probes"].items():
         if p["status"] == "error":
             case = ET.SubElement(suite, "testcase", classname=f"audit.{report['benchmark']['name']}.probes", name=name)

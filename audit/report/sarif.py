@@ -12,6 +12,8 @@ import os
 import re
 from pathlib import Path
 
+from audit.status import STATUSES
+
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 
 
@@ -59,5 +61,8 @@ def render(report: dict) -> str:
     run = {"tool": {"driver": {"name": "audit", "version": report["manifest"]["packages"].get("audit") or "0",
                                "rules": rules}},
            "results": results,
+           "invocations": [{"executionSuccessful": True, "exitCode": STATUSES[report["verdict"]].exit_code,
+                            "exitCodeDescription": f"verdict {report['verdict']}: "
+                                                   f"{report['summary'].get('verdict_reason', '')}"}],
            "properties": {"verdict": report["verdict"], "benchmark": report["benchmark"]["name"]}}
     return json.dumps({"$schema": SCHEMA, "version": "2.1.0", "runs": [run]}, indent=2) + "\n"

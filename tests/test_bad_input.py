@@ -1,0 +1,364 @@
+"""Bad input and faults, as a hostile new user would try them: every case exits with its code and one line
+that names the file or option, never a traceback; bad input (exit 2) writes nothing to --out.
+
+Each case builds its own files in a fresh folder and returns the command line to run.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from conftest import TINY_SUITE, build_tiny_bert, sst2_rows, write_tsv
+from test_cli import run
+
+
+@dataclass
+class Env:
+    """A fresh folder with the tiny models, a copy of the tiny suite and helpers to break things."""
+
+    root: Path
+    bert: Path
+    other: Path
+    suite: Path
+    report: Path  # a valid report.json of the tiny suite
+
+    @property
+    def out(self) -> Path:
+        return self.root / "out"
+
+    def suite_with(self, old: str, new: str, name: str = "bad.yaml") -> Path:
+        text = self.suite.read_text()
+        assert old in text, old
+        (self.suite.parent / name).write_text(text.replace(old, new))
+        return self.suite.parent / name
+
+    def model_copy(self, name: str = "copy") -> Path:
+        return Path(shutil.copytree(self.bert, self.root / name))
+
+    def file(self, name: str, content: str | bytes) -> Path:
+        path = self.suite.parent / name
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+        return path
+
+    def check(self, *extra, model=None, suite=None) -> list:
+        return ["check", model or self.bert, "-b", suite or self.suite, "--out", self.out, *extra]
+
+
+@pytest.fixture(scope="module")
+def tiny_report(tmp_path_factory, tiny_bert) -> Path:
+    root = tmp_path_factory.mktemp("report")
+    write_tsv(root / "dev.tsv", sst2_rows(64))
+    write_tsv(root / "train.tsv", sst2_rows(64)[::-1])
+    (root / "s.yaml").write_text(TINY_SUITE)
+    assert run("check", tiny_bert, "-b", root / "s.yaml", "--out", root / "out").exit_code == 0
+    return root / "out" / "report.json"
+
+
+
+
+@pytest.fixture
+def env(tmp_path, tiny_bert, tiny_bert_other, tiny_suite, tiny_report) -> Env:
+    return Env(tmp_path, tiny_bert, tiny_bert_other, tiny_suite, tiny_report)
+
+
+# ---- ways to break a model directory -------------------------------------------------------------------
+
+def nan_model(e: Env) -> Path:
+    from safetensors.torch import load_file, save_file
+
+    d = e.model_copy("nan")
+    weights = load_file(d / "model.safetensors")
+    weights["classifier.weight"][:] = float("nan")
+    save_file(weights, d / "model.safetensors", metadata={"format": "pt"})
+    return d
+
+
+def without_tokenizer(e: Env) -> Path:
+    d = e.model_copy("no-tokenizer")
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        (d / name).unlink(missing_ok=True)
+    return d
+
+
+def empty_vocabulary(e: Env) -> Path:
+    """What transformers builds from a directory without its vocabulary: five special tokens."""
+    from transformers import BertTokenizerFast
+
+    d = e.model_copy("empty-vocab")
+    for name in ("tokenizer.json", "vocab.txt"):
+        (d / name).unlink(missing_ok=True)
+    BertTokenizerFast(vocab={t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])}).save_pretrained(d)
+    return d
+
+
+def weights_bytes(mutate: Callable[[bytes], bytes], name: str):
+    def build(e: Env) -> Path:
+        d = e.model_copy(name)
+        path = d / "model.safetensors"
+        path.write_bytes(mutate(path.read_bytes()))
+        return d
+    return build
+
+
+def without_head(e: Env) -> Path:
+    from safetensors.torch import load_file, save_file
+
+    d = e.model_copy("no-head")
+    weights = {k: v for k, v in load_file(d / "model.safetensors").items() if not k.startswith("classifier")}
+    save_file(weights, d / "model.safetensors", metadata={"format": "pt"})
+    return d
+
+
+def edit_config(change: Callable[[dict], None] | None, name: str, raw: str | None = None):
+    def build(e: Env) -> Path:
+        d = e.model_copy(name)
+        if raw is not None:
+            (d / "config.json").write_text(raw)
+        else:
+            config = json.loads((d / "config.json").read_text())
+            change(config)
+            (d / "config.json").write_text(json.dumps(config))
+        return d
+    return build
+
+
+def three_classes(e: Env) -> Path:
+    return build_tiny_bert(e.root / "three", labels=("negative", "neutral", "positive"))
+
+
+def pickle_only(e: Env) -> Path:
+    from test_models import pickle_only as make
+
+    return make(e.bert, e.root)
+
+
+def eval_file(e: Env, content: str | bytes, name: str = "dev.tsv") -> Path:
+    """The tiny suite with its eval split replaced by ``content`` (in a file called ``name``)."""
+    e.file(name, content)
+    return e.suite if name == "dev.tsv" else e.suite_with("dev.tsv", name)
+
+
+def including_stricter_floor(e: Env) -> Path:
+    """The tiny suite, including a file that declares a stricter gate of the same name."""
+    e.file("_base.yaml", "probes: {accuracy: {}}\ngates:\n  - {name: accuracy-floor, metric: accuracy.accuracy, min: 0.9}\n")
+    return e.suite_with("name: tiny", "include: _base.yaml\nname: tiny")
+
+
+# ---- the cases --------------------------------------------------------------------------------------------
+
+@dataclass
+class Case:
+    name: str
+    argv: Callable[[Env], list]
+    fragments: tuple[str, ...]
+    exit: int = 2
+
+
+ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8))
+
+CASES = [
+    # models that produce garbage: never a normal-looking verdict
+    Case("nan-classifier-weights", lambda e: e.check(model=nan_model(e)), ("non-finite logits", "nan")),
+    Case("no-tokenizer-files", lambda e: e.check(model=without_tokenizer(e)), ("no tokenizer files", "no-tokenizer")),
+    Case("empty-vocabulary-tokenizer", lambda e: e.check(model=empty_vocabulary(e)),
+         ("maps 100% of the benchmark's tokens to [UNK]", "empty-vocab")),
+    Case("truncated-weights", lambda e: e.check(model=weights_bytes(lambda b: b[: len(b) // 2], "trunc")(e)),
+         ("model.safetensors", "not a readable safetensors file")),
+    Case("garbage-weights", lambda e: e.check(model=weights_bytes(lambda b: b"\x00garbage" * 64, "garbage")(e)),
+         ("model.safetensors", "not a readable safetensors file")),
+    Case("empty-weights-file", lambda e: e.check(model=weights_bytes(lambda b: b"", "empty")(e)),
+         ("model.safetensors", "header too small")),
+    Case("weights-without-classifier-head", lambda e: e.check(model=without_head(e)),
+         ("no-head", "classifier.bias", "random values")),
+    Case("config-not-json", lambda e: e.check(model=edit_config(None, "badcfg", raw="{oops")(e)),
+         ("config.json", "not valid JSON")),
+    Case("one-class-head", lambda e: e.check(model=edit_config(
+        lambda c: c.update(id2label={"0": "only"}, label2id={"only": 0}), "one")(e)), ("config.json", "two distinct")),
+    Case("pickle-only-checkpoint", lambda e: e.check(model=pickle_only(e)), ("pytorch_model.bin", "--allow-unsafe")),
+    Case("remote-code", lambda e: e.check(model=edit_config(lambda c: c.update(auto_map={"x": "evil.Evil"}), "remote")(e)),
+         ("trust_remote_code", "--allow-unsafe")),
+    Case("model-is-a-file", lambda e: e.check(model=e.file("model.bin", "x")), ("model.bin", "must be a directory")),
+    Case("model-dir-missing", lambda e: e.check(model=e.root / "nope"), ("nope", "model directory not found")),
+    # labels
+    Case("extra-model-class", lambda e: e.check(model=three_classes(e)),
+         ("model label 'neutral' is not a suite label", "--drop-label neutral")),
+    Case("drop-label-unknown", lambda e: e.check("--drop-label", "neutrl", model=three_classes(e)),
+         ("--drop-label", "did you mean 'neutral'")),
+    Case("drop-label-needed", lambda e: e.check("--drop-label", "positive"), ("no model class for 'positive'",)),
+    Case("label-map-typo", lambda e: e.check("--label-map", "negative=negativ,positive=positive"),
+         ("--label-map", "'negativ'", "did you mean 'negative'")),
+    Case("label-map-unknown-model-label", lambda e: e.check("--label-map", "bad=negative"),
+         ("--label-map names model label 'bad'",)),
+    Case("label-map-malformed", lambda e: e.check("--label-map", "negative"), ("--label-map", "MODEL_LABEL=SUITE_LABEL")),
+    Case("baseline-same-files", lambda e: e.check("--baseline", e.bert), ("--baseline", "same files as the model")),
+    # options the run would ignore, and options out of range
+    Case("empty-probe-list", lambda e: e.check("--probes", ","), ("--probes", "names no probe")),
+    Case("baseline-probe-without-baseline", lambda e: e.check("--probes", "comparison"),
+         ("--probes", "probe 'comparison' compares against a baseline")),
+    Case("unknown-probe", lambda e: e.check("--probes", "acuracy"), ("--probes", "did you mean 'accuracy'")),
+    Case("shift-set-without-shift-probe", lambda e: e.check("--probes", "accuracy", "--shift-set",
+                                                            f"x={e.file('x.tsv', 'text' + chr(9) + 'label' + chr(10))}"),
+         ("--shift-set", "shift probe")),
+    Case("train-data-without-reader", lambda e: e.check("--train-data", e.file("c.txt", "a b c\n")),
+         ("--train-data", "contamination and longtail")),
+    Case("train-data-missing", lambda e: e.check("--probes", "accuracy,contamination", "--train-data", e.root / "x.txt"),
+         ("x.txt", "no corpus files found")),
+    Case("train-data-garbled", lambda e: e.check("--probes", "accuracy,contamination", "--train-data",
+                                                 e.file("latin.txt", "caf\xe9 au lait\n".encode("latin-1"))),
+         ("latin.txt", "not UTF-8")),
+    Case("seed-negative", lambda e: e.check("--seed", "-1"), ("--seed", "0<=x<=4294967295")),
+    Case("seed-too-large", lambda e: e.check("--seed", str(2**32)), ("--seed",)),
+    Case("limit-zero", lambda e: e.check("--limit", "0"), ("--limit",)),
+    Case("unknown-option", lambda e: e.check("--seeed", "1"), ("No such option '--seeed'", "Did you mean '--seed'?", "audit check --help")),
+    Case("missing-benchmark", lambda e: ["check", e.bert], ("Missing option '--benchmark'", "audit check --help")),
+    Case("no-cuda", lambda e: e.check("--device", "cuda"), ("--device", "CUDA was requested")),
+    Case("shift-set-name-twice", lambda e: e.check("--shift-set", "a=x.tsv", "--shift-set", "a=y.tsv"),
+         ("--shift-set", "'a' is given twice")),
+    Case("shift-set-bad-name", lambda e: e.check("--shift-set", f"a b={e.file('s.tsv', 'text' + chr(9) + 'label')}"),
+         ("--shift-set a b", "letters")),
+    Case("text-field-without-train-data", lambda e: ["contamination", "-b", e.suite, "--text-field", "body", "--out", e.out],
+         ("--text-field", "--train-data")),
+    # the output folder
+    Case("out-is-a-file", lambda e: ["check", e.bert, "-b", e.suite, "--out", e.file("o.txt", "x")],
+         ("--out", "o.txt is a file")),
+    Case("out-under-a-file", lambda e: ["check", e.bert, "-b", e.suite, "--out", e.file("f.txt", "x") / "out"],
+         ("--out", "cannot be created")),
+    Case("out-not-writable", lambda e: ["check", e.bert, "-b", e.suite, "--out", "/proc/audit-reports"],
+         ("--out", "cannot write in /proc")),
+    Case("out-inside-model-dir", lambda e: ["check", e.bert, "-b", e.suite, "--out", e.bert / "reports"],
+         ("--out", "inside the model model directory")),
+    # suites
+    Case("yaml-alias-bomb", lambda e: ["validate", e.file("bomb.yaml", ALIAS_BOMB)], ("bomb.yaml", "aliases")),
+    Case("yaml-duplicate-key", lambda e: ["validate", e.suite_with("labels:", "name: x\nlabels:")],
+         ("bad.yaml", "key 'name' appears twice")),
+    Case("yaml-nested-too-deeply", lambda e: ["validate", e.file("deep.yaml", "a: " + "[" * 20000)],
+         ("deep.yaml",)),
+    Case("suite-is-a-directory", lambda e: ["validate", (e.root / "d.yaml").mkdir() or e.root / "d.yaml"],
+         ("d.yaml", "is a directory")),
+    Case("duplicate-gate-across-include", lambda e: ["validate", including_stricter_floor(e)],
+         ("gate 'accuracy-floor' is already declared in", "_base.yaml", "override: true")),
+    Case("nan-threshold", lambda e: e.check(suite=e.suite_with("min: 0.0", "min: .nan")), ("gates[0].min", "finite")),
+    Case("inf-threshold", lambda e: e.check(suite=e.suite_with("max: 1.0", "max: .inf")), ("gates[1].max", "finite")),
+    Case("gate-confidence-out-of-range", lambda e: e.check(suite=e.suite_with("max: 1.0}", "max: 1.0, confidence: 1.5}")),
+         ("confidence", "between 0 and 1")),
+    Case("probe-confidence-out-of-range", lambda e: e.check(suite=e.suite_with("accuracy: {}", "accuracy: {confidence: 1.5}")),
+         ("probes.accuracy.confidence", "out of range")),
+    Case("probe-param-wrong-type", lambda e: e.check(suite=e.suite_with("accuracy: {}", "accuracy: {n_bootstrap: many}")),
+         ("probes.accuracy.n_bootstrap", "must be an integer")),
+    Case("unknown-attack-recipe", lambda e: e.check(suite=e.suite_with("accuracy: {}", "adversarial: {recipes: [dwb]}")),
+         ("probes.adversarial.recipes", "unknown value 'dwb'")),
+    Case("unknown-shift-set", lambda e: e.check(suite=e.suite_with("accuracy: {}", "shift: {sets: [imdb]}")),
+         ("probes.shift.sets", "unknown value 'imdb'")),
+    Case("unknown-fit-split", lambda e: e.check(suite=e.suite_with("accuracy: {}", "calibration: {fit_split: dev}")),
+         ("probes.calibration.fit_split", "unknown value 'dev'")),
+    Case("min-samples-zero", lambda e: e.check(suite=e.suite_with("min: 0.0}", "min: 0.0, min_samples: 0}")),
+         ("min_samples", "positive integer")),
+    Case("data-path-leaves-suite-folder", lambda e: e.check(suite=e.suite_with("path: dev.tsv", "path: ../dev.tsv")),
+         ("data.eval.path", "leaves the suite's folder")),
+    Case("data-path-absolute", lambda e: e.check(suite=e.suite_with("path: dev.tsv", "path: /etc/hostname.tsv")),
+         ("data.eval.path", "must be relative")),
+    Case("template-field-not-a-column", lambda e: e.check(suite=e.suite_with(
+        "path: dev.tsv, text_field: sentence,", "path: dev.tsv, columns: [sentence, label], text_template: '{title}',")),
+         ("'title' is not one of columns",)),
+    Case("columns-on-jsonl", lambda e: e.check(suite=e.suite_with(
+        "path: dev.tsv,", f"path: {e.file('d.jsonl', '{}').name}, columns: [sentence, label],")), ("'columns' is for headerless",)),
+    # data files: what `check` rejects, `validate` rejects too
+    Case("header-only", lambda e: ["validate", eval_file(e, "sentence\tlabel\n")], ("dev.tsv", "no rows")),
+    Case("gz-name-not-gzip", lambda e: ["validate", eval_file(e, "sentence\tlabel\nok\t1\n", "d.tsv.gz")],
+         ("d.tsv.gz", "named .gz but not gzip-compressed")),
+    Case("zstd-named-tsv", lambda e: e.check(suite=eval_file(e, b"\x28\xb5\x2f\xfd garbage")), ("dev.tsv", "zstd-compressed")),
+    Case("binary-garbage", lambda e: ["validate", eval_file(e, bytes(range(256)) * 8)], ("dev.tsv:2", "not UTF-8")),
+    Case("bad-label-value", lambda e: ["validate", eval_file(e, "sentence\tlabel\nfine\t1\nodd\t7\n")],
+         ("dev.tsv:3", "label '7'")),
+    Case("short-row", lambda e: ["validate", eval_file(e, "sentence\tlabel\nfine\t1\nno label here\n")],
+         ("dev.tsv:3", "line 3 has 1 field(s); the header has 2")),
+    Case("field-over-limit", lambda e: ["validate", eval_file(e, "sentence\tlabel\nok\t1\n" + "x" * (5 << 20) + "\t1\n")],
+         ("dev.tsv:3", "field larger than field limit")),
+    Case("jsonl-bad-line", lambda e: ["validate", eval_file(e, '{"sentence": "a", "label": 1}\n{"sentence": oops}\n',
+                                                            "d.jsonl")], ("d.jsonl:2", "invalid JSON")),
+    # verify and diff
+    Case("verify-a-directory", lambda e: ["verify", e.root], ("is a directory", "report.json")),
+    Case("verify-not-json", lambda e: ["verify", e.file("r.json", "not json")], ("r.json", "not a JSON report")),
+    Case("verify-claims-with-use-cache", lambda e: ["verify", e.report, "--claims", e.file("c.yaml", "claims: []"),
+                                                    "--use-cache"], ("--use-cache", "--claims")),
+    Case("claims-alias", lambda e: ["verify", e.report, "--claims", e.file("c.yaml", "x: &a 1\nclaims: [*a]\n")],
+         ("c.yaml:2", "aliases")),
+    Case("diff-across-benchmarks", lambda e: ["diff", e.report, other_benchmark(e)],
+         ("differ in benchmark (tiny vs other)", "--force")),
+    Case("old-report-schema", lambda e: ["verify", old_schema(e)], ("report schema 1.1", "re-run")),
+]
+
+
+def other_benchmark(e: Env) -> Path:
+    report = json.loads(e.report.read_text())
+    report["benchmark"]["name"] = "other"
+    return e.file("other.json", json.dumps(report))
+
+
+def old_schema(e: Env) -> Path:
+    report = json.loads(e.report.read_text())
+    report["schema_version"] = "1.1"
+    return e.file("old.json", json.dumps(report))
+
+
+def test_the_table_is_large_and_names_are_unique():
+    assert len(CASES) >= 45 and len({c.name for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_bad_input(case: Case, env: Env):
+    result = run(*case.argv(env))
+    assert result.exit_code == case.exit, result.output
+    assert "Traceback" not in result.output and not isinstance(result.exception, Exception) or \
+        isinstance(result.exception, SystemExit)
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, result.output
+    for fragment in case.fragments:
+        assert fragment in errors[0], (fragment, errors[0])
+    assert not env.out.exists() or not any(env.out.iterdir())
+
+
+def test_an_unusable_prediction_cache_warns_and_the_run_goes_on(env, monkeypatch):
+    for name, make in (("corrupt", lambda d: (d.mkdir(), (d / "predictions.sqlite").write_bytes(b"not a database" * 99))),
+                       ("a-file", lambda d: d.write_text("a file, not a folder"))):
+        cache = env.root / name
+        make(cache)
+        monkeypatch.setenv("AUDIT_CACHE_DIR", str(cache))
+        out = env.root / f"out-{name}"
+        result = run("check", env.bert, "-b", env.suite, "--out", out)
+        assert result.exit_code == 0, result.output
+        warning = [line for line in result.output.splitlines() if "prediction cache" in line]
+        assert len(warning) == 1 and "unusable" in warning[0] and "running without it" in warning[0]
+        assert json.loads((out / "report.json").read_text())["verdict"] == "pass"
+
+
+def test_ctrl_c_exits_130_and_writes_nothing(env, monkeypatch):
+    from audit import runner
+
+    real = runner.implementation
+
+    def interrupted(name):
+        if name == "comparison":
+            raise KeyboardInterrupt
+        return real(name)
+
+    monkeypatch.setattr(runner, "implementation", interrupted)
+    result = run("check", env.bert, "-b", env.suite, "--baseline", env.other, "--out", env.out)
+    assert result.exit_code == 130 and "audit: interrupted" in result.output and "Aborted" not in result.output
+    assert not env.out.exists()
+
+
+def test_a_gzip_file_is_read_by_its_bytes_whatever_its_name(env):
+    """A .tsv that is really gzip: main said "re-encode with iconv"; validate and check now agree and read it."""
+    rows = "sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in sst2_rows(64))
+    (env.suite.parent / "dev.tsv").write_bytes(gzip.compress(rows.encode()))
+    assert run("validate", env.suite).exit_code == 0
+    assert run("check", env.bert, "-b", env.suite, "--out", env.out).exit_code == 0
