@@ -25,7 +25,6 @@ STATUSES = {
     "error": Status(3, "⚠️ error", "error", exit_code=1),
     "fail": Status(4, "❌ fail", "fail", exit_code=1),
 }
-VERDICTS = tuple(name for name, s in STATUSES.items() if s.exit_code is not None)
 # findings, most urgent first: (severity, status) of gates that did not pass
 RISK_ORDER = (("fail", "fail"), ("fail", "error"), ("fail", "inconclusive"), ("warn", "fail"), ("warn", "inconclusive"),
               ("warn", "error"))
