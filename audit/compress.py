@@ -1,30 +1,30 @@
-"""Real compressed variants of a classifier: dynamic int8, half precision, global magnitude pruning.
+"""Real compressed variants of a model (classifier or causal LM): torchao int8/int4, half precision, pruning.
 
-A dynamically quantized model cannot go through ``save_pretrained`` (its packed weights have
-no ``data_ptr``), so int8 is stored as the base safetensors plus a recipe file and rebuilt on
-load (audit/recipes.py); quantization of the same weights is deterministic, so the rebuilt model
-is the same.
+torchao's quantized weights are tensor subclasses that safetensors cannot hold, so a quantized model
+is stored as the base safetensors plus a recipe file and quantized again on load (audit/recipes.py);
+quantization of the same weights is deterministic, so the rebuilt model is the same. A GGUF base is
+written as the float32 weights transformers de-quantized it to.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from audit.errors import AuditError
+from audit.files import new_directory
 from audit.models import LoadedModel
-from audit.recipes import RECIPE_FILE
+from audit.recipes import LAYERS, QUANTIZED, QUANTIZER, RECIPE_FILE
 
-METHODS = ("int8", "fp16", "bf16", "prune:<fraction>")
+METHODS = (*QUANTIZED, "fp16", "bf16", "prune:<fraction>")
 
 
 def parse_method(method: str) -> dict:
-    """``int8`` | ``fp16`` | ``bf16`` | ``prune:0.5`` -> recipe dict."""
-    if method == "int8":
-        return {"method": "int8", "scheme": "dynamic per-tensor qint8 on every nn.Linear", "cpu_only": True}
+    """``int8`` | ``int8-weight`` | ``int4-weight`` | ``fp16`` | ``bf16`` | ``prune:0.5`` -> recipe dict."""
+    if method in QUANTIZED:
+        scheme, batch_dependent = QUANTIZED[method]
+        return {"method": method, "quantizer": QUANTIZER, "scheme": f"{scheme}; layers: {LAYERS}",
+                "batch_dependent": batch_dependent}
     if method in ("fp16", "bf16"):
         return {"method": method, "dtype": {"fp16": "float16", "bf16": "bfloat16"}[method]}
     if method.startswith("prune:"):
@@ -34,8 +34,23 @@ def parse_method(method: str) -> dict:
             amount = -1.0
         if not 0.0 < amount < 1.0:
             raise AuditError(f"pruning fraction must be between 0 and 1, got '{method}'", "--method", "e.g. prune:0.5")
-        return {"method": "prune", "amount": amount, "scheme": "global L1 magnitude over encoder nn.Linear weights"}
+        return {"method": "prune", "amount": amount,
+                "scheme": "global L1 magnitude over the nn.Linear weights of the base model (not a causal LM's head)"}
     raise AuditError(f"unknown compression method '{method}'", "--method", f"use one of: {', '.join(METHODS)}")
+
+
+def savable(module):
+    """transformers refuses to save a GGUF-loaded model (it carries a quantization config); the same weights
+    in a fresh model built from its config save normally."""
+    config = module.config
+    if getattr(config, "quantization_config", None) is None:
+        return module
+    from transformers import AutoModelForCausalLM
+
+    config = type(config).from_dict({k: v for k, v in config.to_dict().items() if k != "quantization_config"})
+    fresh = AutoModelForCausalLM.from_config(config, dtype=next(module.parameters()).dtype)
+    fresh.load_state_dict(module.state_dict())
+    return fresh.eval()
 
 
 def _prune(module, amount: float) -> float:
@@ -43,7 +58,7 @@ def _prune(module, amount: float) -> float:
     from torch.nn.utils import prune
 
     base = getattr(module, module.base_model_prefix, module)
-    params = [(m, "weight") for m in base.modules() if isinstance(m, torch.nn.Linear)]
+    params = [(m, "weight") for m in base.modules() if isinstance(m, torch.nn.Linear)]  # heads are outside base
     prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=amount)
     for m, name in params:
         prune.remove(m, name)
@@ -61,21 +76,14 @@ def compress(model: LoadedModel, method: str, out: Path, overwrite: bool = False
                          "compress the uncompressed base model instead")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise AuditError("output directory exists and is not empty", str(out), "choose a new --out or pass --overwrite")
-    module = model.module
+    module = savable(model.module)
     if recipe["method"] == "prune":
         recipe["measured_sparsity"] = _prune(module, recipe["amount"])
     elif "dtype" in recipe:
         module = module.to(getattr(torch, recipe["dtype"]))
     recipe.update(base=model.describe(), torch_version=torch.__version__)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".compress-", dir=out.parent))
-    try:
+    with new_directory(out) as tmp:
         module.save_pretrained(tmp)
         model.tokenizer.save_pretrained(tmp)
         (tmp / RECIPE_FILE).write_text(json.dumps(recipe, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return recipe

@@ -6,6 +6,8 @@ A probe is one file ``audit/probes/<name>.py`` holding a literal ``SPEC = {...}`
 code and loads none of its libraries (numba, scikit-learn, scipy, torch).
 
 SPEC keys:
+  ``tasks``: the suite tasks it runs on (classification, multiple_choice, perplexity, last_word;
+  default classification only).
   ``needs_baseline``: the probe compares two models and is skipped without ``--baseline``.
   ``params``: name -> {type: int|float|str|bool|list, default, min, max (inclusive), above, below
   (exclusive), choices, choices_from: shift_sets|splits, nullable}.
@@ -149,6 +151,7 @@ class ProbeSpec:
     params: dict[str, Param]
     metrics: tuple[Metric, ...]
     needs_baseline: bool = False
+    tasks: tuple[str, ...] = ("classification",)
     _exact: dict[str, Metric] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self):
@@ -203,7 +206,7 @@ def _spec_literal(path: Path) -> tuple[dict, str]:
 
 def build_spec(name: str, literal: dict, doc: str = "") -> ProbeSpec:
     """A ProbeSpec from a SPEC literal; a malformed declaration is a programming error (ValueError)."""
-    unknown = set(literal) - {"needs_baseline", "params", "metrics"}
+    unknown = set(literal) - {"needs_baseline", "params", "metrics", "tasks"}
     params = {}
     for key, decl in literal.get("params", {}).items():
         if set(decl) - PARAM_KEYS or decl.get("type") not in TYPES or "default" not in decl:
@@ -216,7 +219,8 @@ def build_spec(name: str, literal: dict, doc: str = "") -> ProbeSpec:
         metrics.append(Metric(key, **decl))
     if unknown or not metrics:
         raise ValueError(f"probe {name}: SPEC needs metrics; unknown keys {sorted(unknown)}")
-    return ProbeSpec(name, doc, params, tuple(metrics), bool(literal.get("needs_baseline", False)))
+    return ProbeSpec(name, doc, params, tuple(metrics), bool(literal.get("needs_baseline", False)),
+                     tuple(literal.get("tasks", ("classification",))))
 
 
 @cache

@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import io
 import json
+import string
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -20,7 +21,8 @@ from typing import Iterator
 import numpy as np
 
 from audit.errors import DataError
-from audit.suite import DataSpec, Suite, template_fields
+from audit.causal_lm import Continuations
+from audit.suite import LAST_WORD, MULTIPLE_CHOICE, PERPLEXITY, DataSpec, Suite, TaskSpec, template_fields
 
 FORMATS = (".tsv", ".csv", ".jsonl", ".parquet", ".txt")
 FIELD_LIMIT = 4 << 20  # characters in one CSV/TSV field; a longer one is nearly always an unclosed quote
@@ -31,21 +33,33 @@ MAGIC = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd", b"BZh": "bzip2", b"\x
 
 @dataclass(frozen=True)
 class Split:
-    """Texts with integer labels indexing the suite's label list; ``rows`` are source row numbers;
-    ``groups`` (contrast sets) the pair each row belongs to."""
+    """Items with integer labels indexing the suite's label list; ``rows`` are source row numbers.
+
+    ``texts`` are what text analyses read (contamination, length, rarity, report examples); ``items``, when
+    given, are what a causal LM scores (a multiple-choice item's context and choices, a last word), so a
+    probe scores ``inputs``: the items, else the texts. ``groups`` (contrast sets) name the pair each row
+    belongs to; ``slices`` hold fields to slice by (e.g. an MMLU subject)."""
 
     name: str
     texts: list[str]
     labels: np.ndarray
     rows: np.ndarray
     groups: np.ndarray | None = None
+    items: list | None = None
+    slices: dict[str, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
 
+    @property
+    def inputs(self) -> list:
+        return self.items if self.items is not None else self.texts
+
     def subset(self, idx: np.ndarray) -> "Split":
         return Split(self.name, [self.texts[i] for i in idx], self.labels[idx], self.rows[idx],
-                     None if self.groups is None else self.groups[idx])
+                     None if self.groups is None else self.groups[idx],
+                     None if self.items is None else [self.items[i] for i in idx],
+                     None if self.slices is None else {k: v[idx] for k, v in self.slices.items()})
 
     def sample(self, size: int | None, seed: int) -> "Split":
         """A seeded sample of ``size`` rows in source order (whole groups when grouped), or the whole split."""
@@ -216,47 +230,152 @@ def spec_records(spec: DataSpec) -> Iterator[tuple[int, dict]]:
     return iter_records(Path(spec.path), columns=spec.columns)
 
 
+def get_field(record: dict, path: str):
+    """A field, or a dotted path into nested JSON; across a list of objects it maps (``question.choices.text``
+    is the list of the choices' texts). KeyError, IndexError or TypeError when absent."""
+    value = record
+    for part in path.split("."):
+        value = [v[part] for v in value] if isinstance(value, list) else value[part]
+    return value
+
+
+def has_field(record: dict, path: str) -> bool:
+    try:
+        get_field(record, path)
+        return True
+    except (KeyError, IndexError, TypeError):
+        return False
+
+
 def text_of(record: dict, spec: DataSpec, where: str) -> str:
     """The item's text: its ``text_field``, or ``text_template`` filled from the record's fields."""
     if spec.text_template is None:
-        return str(record[spec.text_field] if record[spec.text_field] is not None else "")
-    return spec.text_template.format_map({k: "" if v is None else str(v) for k, v in record.items()})
+        value = get_field(record, spec.text_field)
+        return "" if value is None else str(value)
+    out = []
+    for literal, name, _, _ in string.Formatter().parse(spec.text_template):
+        value = get_field(record, name) if name is not None else ""
+        out.append(literal + ("" if value is None else str(value)))
+    return "".join(out)
 
 
 def required_fields(spec: DataSpec) -> dict[str, str]:
     """Spec key -> field name, for every field a record must have."""
     text = {"text_field": spec.text_field} if spec.text_field else \
         {f"text_template field '{f}'": f for f in template_fields(spec.text_template, spec.name)}
-    return {**text, "label_field": spec.label_field, **({"pair_field": spec.pair_field} if spec.pair_field else {})}
+    keys = ("label_field", "pair_field", "choices_field", "choice_labels_field", "target_field", "slice_field")
+    return {**text, **{k: getattr(spec, k) for k in keys if getattr(spec, k)},
+            **{f"choices_fields '{f}'": f for f in spec.choices_fields or ()}}
 
 
-def read_split(spec: DataSpec, labels: tuple[str, ...]) -> Split:
-    """Read one labelled split, mapping raw label values onto ``labels`` indices."""
-    texts, ys, rows, groups = [], [], [], []
+def read_split(spec: DataSpec, labels: tuple[str, ...], task: TaskSpec = TaskSpec()) -> Split:
+    """Read one split as items of the suite's task: labelled texts, multiple-choice items, running text or
+    context + last word; labels map onto ``labels`` indices."""
+    texts, ys, rows, groups, items, slices = [], [], [], [], [], []
     fields = required_fields(spec)
+    delimiter = task.target_delimiter
     for n, record in spec_records(spec):
         where = f"{spec.path}:{n}"
         for key, name in fields.items():
-            if name not in record:
+            if not has_field(record, name):
                 raise DataError(f"no field '{name}' (fields: {', '.join(map(str, record))})", where,
                                 f"set {key.split()[0]} in the suite to the field that holds it" + (
                                     ", or name a headerless file's fields with columns:" if spec.columns is None else ""))
-        texts.append(text_of(record, spec, where))
-        ys.append(label_index(record[spec.label_field], spec, labels, where))
+        text = text_of(record, spec, where)
+        if task.kind == MULTIPLE_CHOICE:
+            choices = choices_of(record, spec, where)
+            gold = gold_index(record, spec, choices, where)
+            if len(choices) > len(labels):
+                raise DataError(f"the item has {len(choices)} choices and the suite names {len(labels)} labels", where,
+                                "list one label per choice position in the suite's labels:")
+            items.append(Continuations(text, tuple(delimiter + c for c in choices)))
+            texts.append(text + delimiter + choices[gold])
+            ys.append(gold)
+        elif task.kind == LAST_WORD:
+            target = str(get_field(record, spec.target_field))
+            items.append(Continuations(text, (delimiter + target,)))
+            texts.append(text + delimiter + target)
+            ys.append(0)
+        else:
+            texts.append(text)
+            ys.append(label_index(get_field(record, spec.label_field), spec, labels, where) if task.labelled else 0)
         rows.append(n)
         if spec.pair_field:
-            groups.append(str(record[spec.pair_field]))
+            groups.append(str(get_field(record, spec.pair_field)))
+        if spec.slice_field:
+            slices.append(str(get_field(record, spec.slice_field)))
     if not texts:
-        raise DataError("no rows", spec.path, "the split needs at least one labelled example")
+        raise DataError("no rows", spec.path, "the split needs at least one example")
     return Split(spec.name, texts, np.asarray(ys, dtype=np.int64), np.asarray(rows, dtype=np.int64),
-                 np.asarray(groups) if spec.pair_field else None)
+                 np.asarray(groups) if spec.pair_field else None, items if items else None,
+                 {spec.slice_field: np.asarray(slices)} if spec.slice_field else None)
+
+
+def choices_of(record: dict, spec: DataSpec, where: str) -> list[str]:
+    if spec.choices is not None:
+        return list(spec.choices)
+    if spec.choices_fields is not None:
+        return [str(get_field(record, f)) for f in spec.choices_fields]
+    value = get_field(record, spec.choices_field)
+    if not isinstance(value, list) or len(value) < 2:
+        raise DataError(f"'{spec.choices_field}' must hold a list of at least two choices, got {value!r}"[:200], where,
+                        "point choices_field at the list of choices")
+    return [str(v) for v in value]
+
+
+def gold_index(record: dict, spec: DataSpec, choices: list[str], where: str) -> int:
+    """The gold choice's index, from ``label_field`` read as ``spec.gold`` says."""
+    raw = get_field(record, spec.label_field)
+    value = str(raw).strip()
+    if spec.gold == "index":
+        index = int(value) if value.lstrip("-").isdigit() else -1
+    elif spec.gold == "letter":
+        index = ord(value.upper()) - ord("A") if len(value) == 1 and value.isalpha() else -1
+    elif spec.gold == "text":
+        index = choices.index(value) if value in choices else -1
+    else:
+        names = [str(x).strip() for x in get_field(record, spec.choice_labels_field)]
+        index = names.index(value) if value in names else -1
+    if not 0 <= index < len(choices):
+        raise DataError(f"gold {raw!r} ({spec.gold}) names none of the item's {len(choices)} choices", where,
+                        "fix the row, or set gold: index | letter | text | choice_label to how the field is written")
+    return index
+
+
+def with_fewshot(split: Split, pool: Split, task: TaskSpec, same_split: bool) -> Split:
+    """Each multiple-choice item's context preceded by ``task.fewshot`` solved examples from ``pool`` (another
+    split, or other items of the same one), chosen per item by a seed of (fewshot seed, row): an item keeps
+    its examples however the split is sampled."""
+    if task.fewshot == 0 or split.items is None:
+        return split
+    candidates = np.arange(len(pool))
+    if len(pool) - int(same_split) < task.fewshot:
+        raise DataError(f"{task.fewshot} few-shot examples asked, the pool has {len(pool)} items", pool.name,
+                        "lower fewshot.k or name a larger fewshot split")
+    items = []
+    for i, item in enumerate(split.items):
+        rng = np.random.default_rng([task.fewshot_seed, int(split.rows[i])])
+        options = candidates[pool.rows != split.rows[i]] if same_split else candidates
+        shots = rng.choice(options, size=task.fewshot, replace=False)
+        prefix = task.fewshot_delimiter.join(pool.items[j].context + pool.items[j].continuations[pool.labels[j]]
+                                             for j in shots)
+        items.append(Continuations(prefix + task.fewshot_delimiter + item.context, item.continuations))
+    return Split(split.name, split.texts, split.labels, split.rows, split.groups, items, split.slices)
 
 
 def read_suite_data(suite: Suite) -> dict[str, Split]:
-    """Every split the suite declares (eval, reference, shift sets), read and checked in full:
-    what `audit validate` checks and what `audit check` reads before any model loads."""
+    """Every split the suite declares (eval, reference, shift sets, text sets), read and checked in full:
+    what `audit validate` checks and what `audit check` reads before any model loads. Multiple-choice
+    splits get their few-shot examples here."""
+    task = suite.task
     specs = {"eval": suite.eval, **({"reference": suite.reference} if suite.reference else {}), **suite.shift_sets}
-    return {name: read_split(spec, suite.labels) for name, spec in specs.items()}
+    splits = {name: read_split(spec, suite.labels, task) for name, spec in specs.items()}
+    if task.fewshot:
+        for name in list(splits):
+            pool = splits[task.fewshot_split or name]
+            splits[name] = with_fewshot(splits[name], pool, task, same_split=pool is splits[name])
+    text = TaskSpec(PERPLEXITY)
+    return splits | {name: read_split(spec, (), text) for name, spec in suite.text_sets.items()}
 
 
 def label_index(raw, spec: DataSpec, labels: tuple[str, ...], where: str) -> int:

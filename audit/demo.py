@@ -14,9 +14,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +23,9 @@ from audit.cache import cache_dir
 from audit.compress import compress
 from audit.data import read_split
 from audit.errors import AuditError
+from audit.files import new_directory
 from audit.models import fingerprint, load_model, quiet_transformers
+from audit.recipes import QUANTIZER
 
 RECIPE = {"examples": 4000, "epochs": 1, "batch_size": 32, "lr": 1e-4, "warmup": 0.1, "max_length": 64, "seed": 0}
 BENCHMARK = "sst2"
@@ -79,14 +78,10 @@ def train_classifier(base: Path, out: Path, log) -> None:
                 optimizer.zero_grad()
                 bar.update(1)
     model.eval()
-    tmp = Path(tempfile.mkdtemp(prefix=".demo-", dir=out.parent))
-    try:
+    with new_directory(out) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / "audit_demo_recipe.json").write_text(json.dumps(RECIPE, indent=2) + "\n")
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def demo_models(log=lambda msg: None) -> tuple[Path, Path]:
@@ -95,10 +90,10 @@ def demo_models(log=lambda msg: None) -> tuple[Path, Path]:
     key = hashlib.sha256((json.dumps(RECIPE, sort_keys=True) + fingerprint(base)).encode()).hexdigest()[:12]
     root = cache_dir() / "demo"
     root.mkdir(parents=True, exist_ok=True)
-    baseline, int8 = root / f"minilm-sst2-{key}", root / f"minilm-sst2-{key}-int8"
+    baseline, int8 = root / f"minilm-sst2-{key}", root / f"minilm-sst2-{key}-int8-{QUANTIZER}"
     if not (baseline / "config.json").is_file():
         train_classifier(base, baseline, log)
     if not (int8 / "config.json").is_file():
-        log("compressing to int8 (dynamic quantization of Linear layers)")
+        log("compressing to int8 (torchao: int8 weights, int8 activations quantized per token)")
         compress(load_model(str(baseline)), "int8", int8, overwrite=True)
     return baseline, int8

@@ -1,7 +1,7 @@
 """What a model costs to hold: parameters, non-zeros, bytes by dtype in memory and on disk.
 
-Dynamically quantized Linear layers keep their int8 weights in packed params that
-``module.parameters()`` does not list, so weights are read from the state dict instead.
+Weights are read from the state dict. A torchao-quantized weight is a tensor subclass whose bytes are
+those of the tensors it holds (int8 data, scales, zero points), not of its logical dtype.
 """
 
 from __future__ import annotations
@@ -9,16 +9,22 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-WEIGHT_FILES = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.ckpt")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf")
 
 
 def weight_tensors(module):
-    """Every floating-point or quantized weight tensor of ``module`` (packed int8 weights included,
-    scalar quantization scales left out)."""
-    for value in module.state_dict().values():
-        for t in value if isinstance(value, tuple) else (value,):
-            if hasattr(t, "dtype") and t.dim() and (t.is_floating_point() or t.is_quantized):  # 0-d: quant scales
-                yield t
+    """Every floating-point or torchao-quantized weight tensor of ``module`` (integer buffers such as
+    position ids left out)."""
+    for t in module.state_dict().values():
+        if t.dim() and t.is_floating_point():  # a torchao subclass reports its logical (float) dtype
+            yield t
+
+
+def stored(t) -> list:
+    """The tensors that hold ``t`` in memory: a torchao tensor subclass's data, scales and zero points, or ``t``."""
+    names = list(getattr(t, "tensor_data_names", ())) + [n for n in getattr(t, "optional_tensor_data_names", ())
+                                                         if getattr(t, n, None) is not None]
+    return [getattr(t, n) for n in names] if names else [t]
 
 
 def count_parameters(module) -> dict:
@@ -27,12 +33,14 @@ def count_parameters(module) -> dict:
     by_dtype: Counter = Counter()
     for t in weight_tensors(module):
         total += t.numel()
-        nonzero += int((t.dequantize() if t.is_quantized else t).count_nonzero())
-        by_dtype[str(t.dtype).replace("torch.", "")] += t.numel() * t.element_size()
+        nonzero += int((t.dequantize() if hasattr(t, "tensor_data_names") else t).count_nonzero())
+        for part in stored(t):
+            by_dtype[str(part.dtype).replace("torch.", "")] += part.numel() * part.element_size()
     return {"params": total, "nonzero_params": nonzero, "weight_bytes": sum(by_dtype.values()),
             "weight_bytes_by_dtype": dict(by_dtype)}
 
 
-def disk_bytes(directory: Path) -> int:
-    """Bytes of the weight files in a model directory (a compressed directory holds a recipe over base weights)."""
-    return sum(p.stat().st_size for pattern in WEIGHT_FILES for p in Path(directory).glob(pattern) if p.is_file())
+def disk_bytes(files) -> int:
+    """Bytes of a model's weight files (a compressed directory holds a recipe over base weights; a GGUF file
+    holds quantized weights)."""
+    return sum(Path(p).stat().st_size for p in files if Path(p).suffix in WEIGHT_SUFFIXES)

@@ -41,10 +41,8 @@ def file_hashes(paths) -> dict[str, str]:
 
 def model_entry(loaded) -> dict:
     """Where a model came from and the sha256 of each of its files (what `audit verify` re-checks)."""
-    from audit.models import model_files
-
     return {"path": loaded.source, "directory": str(loaded.directory), "fingerprint": loaded.fingerprint,
-            "files": {p.name: sha256_file(p) for p in model_files(loaded.directory)}}
+            "files": {p.name: sha256_file(p) for p in loaded.files}}
 
 
 def build(*, argv: list[str], request: dict, seed: int, device, suite, data_paths, engine_config: dict | None,

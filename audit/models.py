@@ -1,6 +1,9 @@
-"""Safe loading of HF sequence classifiers, fingerprints, and label alignment with a suite.
+"""Safe loading of models, fingerprints, and label alignment with a suite.
 
-Safe by default: weights must be safetensors, and repositories that ship their own
+Two model kinds: sequence classifiers (class logits) and causal LMs (next-token logits), told
+apart by config.json's ``architectures``; a ``.gguf`` file (or a directory holding one) is a
+causal LM whose tokenizer and weights transformers reads from the file (de-quantized to float32).
+Safe by default: weights must be safetensors or GGUF, and repositories that ship their own
 modelling code (``auto_map`` in config.json) are refused; ``allow_unsafe`` lifts both.
 A directory written by ``audit compress`` is rebuilt from its base weights plus recipe.
 
@@ -12,7 +15,9 @@ turns the benchmark into unknown tokens.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import re
 from dataclasses import dataclass
@@ -25,24 +30,30 @@ from audit.errors import ModelError, did_you_mean
 
 SAFE_WEIGHTS = ("*.safetensors",)
 PICKLE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
-FINGERPRINT_FILES = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.json", "*.txt", "*.model")
+FINGERPRINT_FILES = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.json", "*.txt", "*.model",
+                     "*.gguf")
+CLASSIFIER, CAUSAL_LM = "classifier", "causal-lm"
+AUTO_CLASS = {CLASSIFIER: "AutoModelForSequenceClassification", CAUSAL_LM: "AutoModelForCausalLM"}
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "tokenizer.model", "spiece.model",
                    "sentencepiece.bpe.model", "merges.txt")
 GENERIC_LABEL = re.compile(r"^LABEL_(\d+)$")
-ENGINE_MAX_LENGTH = 512  # default truncation when neither the suite nor the model asks for less
+ENGINE_MAX_LENGTH = 512  # truncation when the suite sets no max_length (never above the model's own limit)
 UNK_LIMIT = 0.5  # a tokenizer mapping more of the benchmark's tokens than this to UNK does not fit it
 
 
 @dataclass
 class ModelSource:
-    """A model directory checked without loading its weights."""
+    """A model checked without loading its weights."""
 
-    source: str  # what the user named (directory or hub id)
+    source: str  # what the user named (directory, .gguf file or hub id)
     directory: Path
-    config: dict
-    labels: tuple[str, ...]  # the model's own id2label, in logit order
+    config: dict  # config.json ({} for a GGUF file, which holds its own)
+    kind: str  # classifier | causal-lm
+    labels: tuple[str, ...]  # a classifier's id2label, in logit order; () for a causal LM
     recipe: dict | None
+    files: tuple[Path, ...]  # the files that define the model (what the fingerprint covers)
     fingerprint: str
+    gguf: str | None = None  # the GGUF file's name inside ``directory``
 
 
 @dataclass
@@ -58,21 +69,25 @@ class LoadedModel:
     compression: dict | None = None
     max_length: int = ENGINE_MAX_LENGTH  # the longest input the model takes (tokens)
     max_length_limit: str = "engine default"  # what sets max_length
+    kind: str = CLASSIFIER
+    files: tuple[Path, ...] = ()
 
     def describe(self) -> dict:
-        return {"path": self.source, "fingerprint": self.fingerprint, "labels": list(self.labels),
+        return {"path": self.source, "kind": self.kind, "fingerprint": self.fingerprint, "labels": list(self.labels),
                 "compression": self.compression}
 
 
-def model_files(directory: Path) -> list[Path]:
-    """The weight, config and tokenizer files that define a model directory."""
+def model_files(directory: Path, gguf: str | None = None) -> list[Path]:
+    """The files that define a model: a GGUF file alone, or a directory's weight, config and tokenizer files."""
+    if gguf:
+        return [Path(directory) / gguf]
     return sorted({p for pat in FINGERPRINT_FILES for p in Path(directory).glob(pat) if p.is_file()})
 
 
-def fingerprint(directory: Path) -> str:
-    """sha256 over the names and bytes of the weight, config and tokenizer files."""
+def fingerprint(directory: Path, gguf: str | None = None) -> str:
+    """sha256 over the names and bytes of the files that define the model."""
     h = hashlib.sha256()
-    for p in model_files(directory):
+    for p in model_files(directory, gguf):
         h.update(p.name.encode() + b"\0")
         with open(p, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
@@ -80,21 +95,30 @@ def fingerprint(directory: Path) -> str:
     return h.hexdigest()
 
 
-def resolve_directory(source: str, allow_unsafe: bool) -> Path:
-    """A local directory as is; otherwise a hub id, downloaded (safetensors only unless unsafe)."""
+def resolve_directory(source: str, allow_unsafe: bool) -> tuple[Path, str | None]:
+    """(directory, GGUF file name or None): a local directory or ``.gguf`` file as is; otherwise a hub id,
+    downloaded (safetensors only unless unsafe)."""
     path = Path(source).expanduser()
     if path.exists():
+        if path.is_file() and path.suffix.lower() == ".gguf":
+            return path.parent.resolve(), path.name
         if not path.is_dir():
-            raise ModelError("a model must be a directory (save_pretrained output) or a hub id", source,
-                             "pass the directory that holds config.json")
-        return path.resolve()
+            raise ModelError("a model must be a directory (save_pretrained output), a .gguf file or a hub id", source,
+                             "pass the directory that holds config.json, or the .gguf file")
+        ggufs = sorted(p.name for p in path.glob("*.gguf"))
+        if ggufs and not (path / "config.json").is_file():
+            if len(ggufs) > 1:
+                raise ModelError(f"the directory holds {len(ggufs)} GGUF files ({', '.join(ggufs)})", source,
+                                 "pass the .gguf file itself")
+            return path.resolve(), ggufs[0]
+        return path.resolve(), None
     if source.startswith((".", "/", "~")) or source.count("/") > 1 or not source.strip():
         raise ModelError("model directory not found", source, "check the path")
     try:
         from huggingface_hub import snapshot_download
 
         patterns = ["*.json", "*.txt", "*.model", "*.safetensors"] + (list(PICKLE_WEIGHTS) if allow_unsafe else [])
-        return Path(snapshot_download(source, allow_patterns=patterns))
+        return Path(snapshot_download(source, allow_patterns=patterns)), None
     except Exception as exc:  # network, auth and not-found errors all mean "cannot fetch"
         raise ModelError(f"not a local directory, and the hub download failed ({type(exc).__name__})", source,
                          "check the path, or the hub id and your network connection") from None
@@ -155,22 +179,55 @@ def config_labels(config: dict, where: str) -> tuple[str, ...]:
     return tuple(by_index[i] for i in range(len(by_index)))
 
 
+def model_kind(config: dict, where: str) -> str:
+    """classifier or causal-lm, from config.json's ``architectures`` (the class save_pretrained wrote)."""
+    archs = config.get("architectures") or []
+    if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs):
+        return CAUSAL_LM
+    if any(a.endswith("ForSequenceClassification") for a in archs):
+        return CLASSIFIER
+    raise ModelError(f"cannot tell the model kind from config.json architectures {archs}", where,
+                     "audit a *ForSequenceClassification or *ForCausalLM model saved with save_pretrained")
+
+
+def check_gguf(path: Path) -> None:
+    """A GGUF file's header, read before anything loads it."""
+    try:
+        from gguf import GGUFReader
+    except ImportError:
+        raise ModelError("reading GGUF files needs the gguf package", str(path), "pip install 'audit[lm]'") from None
+    try:
+        GGUFReader(str(path))
+    except Exception as exc:  # the reader raises ValueError, KeyError, struct errors... for a damaged file
+        raise ModelError(f"not a readable GGUF file ({type(exc).__name__}: {str(exc).splitlines()[0]})", str(path),
+                         "download the file again") from None
+
+
 def inspect_model(source: str, *, allow_unsafe: bool = False) -> ModelSource:
     """Everything about a model that can be checked without loading its weights."""
-    directory = resolve_directory(source, allow_unsafe)
+    directory, gguf = resolve_directory(source, allow_unsafe)
+    if gguf:
+        check_gguf(directory / gguf)
+        files = tuple(model_files(directory, gguf))
+        return ModelSource(source, directory, {}, CAUSAL_LM, (), None, files, fingerprint(directory, gguf), gguf)
     config = check_safety(directory, allow_unsafe)
+    kind = model_kind(config, str(directory / "config.json"))
     if not any((directory / name).is_file() for name in TOKENIZER_FILES):
         raise ModelError(f"no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...) in the model directory",
                          str(directory), "save the tokenizer beside the model: tokenizer.save_pretrained(dir)")
-    labels = config_labels(config, str(directory / "config.json"))
-    if not labels:
-        raise ModelError("the model has fewer than two output classes (a regression head?)",
-                         str(directory / "config.json"), "audit a sequence classifier with two or more classes")
-    return ModelSource(source, directory, config, labels, recipes.read_recipe(directory), fingerprint(directory))
+    labels = ()
+    if kind == CLASSIFIER:
+        labels = config_labels(config, str(directory / "config.json"))
+        if not labels:
+            raise ModelError("the model has fewer than two output classes (a regression head?)",
+                             str(directory / "config.json"), "audit a sequence classifier with two or more classes")
+    return ModelSource(source, directory, config, kind, labels, recipes.read_recipe(directory),
+                       tuple(model_files(directory)), fingerprint(directory))
 
 
 def quiet_transformers() -> None:
-    """transformers' per-load reports and progress bars would bury audit's own output."""
+    """transformers' per-load reports and progress bars (and torchao's import warnings) would bury audit's output."""
+    recipes.silence_torchao()
     from huggingface_hub.utils import disable_progress_bars
     from transformers.utils import logging as hf_logging
 
@@ -180,41 +237,49 @@ def quiet_transformers() -> None:
 
 
 def load_model(source: "str | ModelSource", *, allow_unsafe: bool = False) -> LoadedModel:
-    """Load a sequence classifier (a directory, hub id or inspected source), refusing unsafe formats
-    and weights that do not cover the model (its missing parameters would be random)."""
+    """Load a model (a directory, .gguf file, hub id or inspected source), refusing unsafe formats and
+    weights that do not cover the model (its missing parameters would be random)."""
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    import transformers
 
     quiet_transformers()
     src = source if isinstance(source, ModelSource) else inspect_model(source, allow_unsafe=allow_unsafe)
     recipe = src.recipe
+    auto = getattr(transformers, AUTO_CLASS[src.kind])
+    where = str(src.directory / src.gguf) if src.gguf else str(src.directory)
+    # transformers' GGUF reader draws its own progress bar, whatever its logging settings say
+    quiet = contextlib.redirect_stderr(io.StringIO()) if src.gguf else contextlib.nullcontext()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(src.directory, trust_remote_code=allow_unsafe)
-        module, info = AutoModelForSequenceClassification.from_pretrained(
-            src.directory, use_safetensors=None if allow_unsafe else True, trust_remote_code=allow_unsafe,
-            dtype=getattr(torch, recipe["dtype"]) if recipe and recipe.get("dtype") else torch.float32,
-            output_loading_info=True)
+        with quiet:
+            tokenizer = transformers.AutoTokenizer.from_pretrained(src.directory, gguf_file=src.gguf,
+                                                                   trust_remote_code=allow_unsafe)
+            module, info = auto.from_pretrained(
+                src.directory, gguf_file=src.gguf, use_safetensors=None if allow_unsafe or src.gguf else True,
+                trust_remote_code=allow_unsafe, output_loading_info=True,
+                dtype=getattr(torch, recipe["dtype"]) if recipe and recipe.get("dtype") else torch.float32)
     except Exception as exc:  # transformers raises many types (OSError, ValueError, RuntimeError, ...) for one cause
-        raise ModelError(f"cannot load as a sequence classifier ({type(exc).__name__}: {str(exc).splitlines()[0]})",
-                         str(src.directory), "pass a directory with a *ForSequenceClassification model and its "
+        raise ModelError(f"cannot load as a {src.kind} ({type(exc).__name__}: {str(exc).splitlines()[0]})", where,
+                         f"pass a directory with a {AUTO_CLASS[src.kind].removeprefix('AutoModelFor')} model and its "
                          "tokenizer") from None
     missing = sorted(info.get("missing_keys", ())) + sorted(str(k[0]) if isinstance(k, tuple) else str(k)
                                                             for k in info.get("mismatched_keys", ()))
     if missing:
         raise ModelError(f"the weights lack or mis-shape {len(missing)} of the model's parameters (e.g. {missing[0]}); "
-                         "they would run with random values", str(src.directory),
-                         "audit a trained classifier saved with save_pretrained")
+                         "they would run with random values", where, "audit a trained model saved with save_pretrained")
     if recipe:
         module = recipes.apply(module, recipe)
     module.eval()
     limit, why = position_limit(module, tokenizer)
-    return LoadedModel(src.source, src.directory, src.fingerprint, module, tokenizer, src.labels, recipe, limit, why)
+    labels = src.labels if src.kind == CLASSIFIER else ()
+    return LoadedModel(src.source, src.directory, src.fingerprint, module, tokenizer, labels, recipe, limit, why,
+                       src.kind, src.files)
 
 
 def position_limit(module, tokenizer) -> tuple[int, str]:
-    """The longest input the model can take, and what sets it: the engine's default, the tokenizer's
-    ``model_max_length`` or the model's position embeddings (RoBERTa-style ones start after padding_idx)."""
-    limits = {"engine default": ENGINE_MAX_LENGTH}
+    """The longest input the model can take, and what sets it: the tokenizer's ``model_max_length`` or the
+    model's position embeddings (RoBERTa-style ones start after padding_idx); the engine's default when
+    neither says."""
+    limits = {}
     tok = getattr(tokenizer, "model_max_length", None)
     if isinstance(tok, int) and 0 < tok < 1_000_000:
         limits["tokenizer model_max_length"] = tok
@@ -223,6 +288,8 @@ def position_limit(module, tokenizer) -> tuple[int, str]:
         table = getattr(getattr(getattr(module, "base_model", None), "embeddings", None), "position_embeddings", None)
         offset = (table.padding_idx + 1) if getattr(table, "padding_idx", None) is not None else 0
         limits["max_position_embeddings"] = positions - offset
+    if not limits:
+        return ENGINE_MAX_LENGTH, "engine default"
     why = min(limits, key=limits.get)
     return limits[why], why
 
@@ -253,13 +320,16 @@ class Alignment:
     """How the model's classes map onto the suite's labels: ``matrix[i, j]`` is 1 when model class i
     counts for suite label j; a dropped class has an all-zero row (its probability is renormalised away)."""
 
-    matrix: np.ndarray
+    matrix: np.ndarray | None  # None for a causal LM: its outputs are the items' choices, by position
     how: str
     mapping: dict[str, str]  # model label -> suite label
     dropped: tuple[str, ...] = ()
 
     def describe(self) -> dict:
         return {"label_alignment": self.how, "label_mapping": self.mapping, "dropped_labels": list(self.dropped)}
+
+
+CHOICE_POSITIONS = Alignment(None, "choice positions (a causal LM scores each item's choices)", {})
 
 
 def align_labels(model_labels: tuple[str, ...], suite_labels: tuple[str, ...], label_map: dict[str, str] | None = None,

@@ -24,8 +24,9 @@ from audit.contract import Estimate
 from audit.data import Split, file_format, iter_records, read_suite_data, required_fields
 from audit.engine import Engine, EngineConfig, Scorer
 from audit.errors import AuditError, DataError
-from audit.models import Alignment, ModelSource, align_labels, check_tokenizer, inspect_model, load_model
-from audit.suite import NAME, DataSpec, Suite
+from audit.models import (CAUSAL_LM, CHOICE_POSITIONS, CLASSIFIER, Alignment, ModelSource, align_labels,
+                          check_tokenizer, inspect_model, load_model)
+from audit.suite import CLASSIFICATION, NAME, DataSpec, Suite
 
 MAX_SEED = 2**32 - 1  # numpy's SeedSequence takes any non-negative int; CLI and manifests keep it to 32 bits
 SMOKE_TEXTS = 16  # eval texts scored right after loading, before any probe
@@ -180,7 +181,7 @@ def check_out_dir(out: Path, protected: dict[str, Path]) -> None:
     resolved = out.resolve()
     for what, folder in protected.items():
         if resolved == folder or folder in resolved.parents:
-            raise AuditError(f"{out} is inside the {what} directory {folder}; the reports would change its files",
+            raise AuditError(f"{out} is inside the {what}'s directory {folder}; the reports would change its files",
                              "--out", "write the reports elsewhere, e.g. --out reports")
     if out.exists() and not out.is_dir():
         raise AuditError(f"{out} is a file, not a folder", "--out", "give a folder for the reports")
@@ -213,12 +214,11 @@ def prepare(req: CheckRequest, log, with_models: bool = True) -> Plan:
         for role, source in (("model", req.model), ("baseline", req.baseline)):
             if source:
                 sources[role] = inspect_model(source, allow_unsafe=req.allow_unsafe)
-                alignments[role] = align_labels(sources[role].labels, suite.labels, req.label_map, req.drop_labels,
-                                                source)
+                alignments[role] = alignment(sources[role], suite, req)
         if "baseline" in sources and sources["baseline"].fingerprint == sources["model"].fingerprint:
             raise AuditError("the baseline has the same files as the model, so every comparison would be empty",
                              "--baseline", "compare against the uncompressed model the audited one was made from")
-    check_out_dir(req.out, {f"{role} model": s.directory for role, s in sources.items()})
+    check_out_dir(req.out, {role: s.directory for role, s in sources.items() if not s.gguf})  # a GGUF is one file
     if with_models:
         max_length = req.engine.max_length or suite.max_length
         engine = Engine(EngineConfig(**{**asdict(req.engine), "max_length": max_length}),
@@ -227,22 +227,43 @@ def prepare(req: CheckRequest, log, with_models: bool = True) -> Plan:
                 corpora)
 
 
+def alignment(src: ModelSource, suite: Suite, req: CheckRequest) -> Alignment:
+    """How the model's outputs map onto the suite's labels; a model kind that does not fit the task is bad input."""
+    wanted = CLASSIFIER if suite.task.kind == CLASSIFICATION else CAUSAL_LM
+    if src.kind != wanted:
+        raise AuditError(f"a {suite.task.kind} suite needs a {wanted}, and this is a {src.kind}", src.source,
+                         f"audit a {wanted} on {suite.name}, or choose a {src.kind} suite (audit suites)")
+    if src.kind == CLASSIFIER:
+        return align_labels(src.labels, suite.labels, req.label_map, req.drop_labels, src.source)
+    for option, given in (("--label-map", req.label_map), ("--drop-label", req.drop_labels)):
+        if given:
+            raise AuditError("a causal LM has no classes to map or drop", option, f"drop {option}")
+    return CHOICE_POSITIONS
+
+
+def smoke(scorer: Scorer, split: Split) -> None:
+    """Score a few inputs right after loading: the engine refuses non-finite logits in every batch."""
+    if not scorer.is_lm:
+        scorer.proba(split.texts[:SMOKE_TEXTS])
+    elif split.items is not None:
+        scorer.continuation_scores(split.items[:SMOKE_TEXTS])
+    else:
+        scorer.engine.token_logprobs(scorer.model, [split.texts[0][:2000]])
+
+
 def load_scorers(plan: Plan, req: CheckRequest, log) -> dict[str, Scorer]:
     """Load each model and refuse one whose tokenizer does not fit or whose logits are not finite."""
     scorers = {}
-    smoke = plan.eval.texts[:SMOKE_TEXTS]
     for role, src in plan.sources.items():
         log(f"loading {role} {src.source}")
         model = load_model(src, allow_unsafe=req.allow_unsafe)
         check_tokenizer(model, plan.eval.texts)
-        scorer = scorers[role] = Scorer(plan.engine, model, plan.alignments[role], role)
-        scorer.proba(smoke)  # the engine refuses non-finite logits in every batch; this finds them now
+        scorer = scorers[role] = Scorer(plan.engine, model, plan.alignments[role], role, len(plan.suite.labels),
+                                        plan.suite.task.target_delimiter)
+        smoke(scorer, plan.eval)
         limit = plan.engine.max_length(model)
         if plan.engine.config.max_length and limit < plan.engine.config.max_length:
             log(f"{role}: max_length {plan.engine.config.max_length} clamped to {limit} ({model.max_length_limit})")
-        if plan.engine.device_for(model) != plan.engine.device:
-            log(f"{role}: runs on {plan.engine.device_for(model).type}, not {plan.engine.device.type} "
-                f"({model.compression['method']} is CPU-only)")
     return scorers
 
 

@@ -22,10 +22,16 @@ from audit.errors import SpecError, did_you_mean
 
 SUITES_DIR = Path(str(importlib.resources.files("audit.suites")))  # the repository's suites/ folder
 
-TOP_KEYS = {"include", "name", "description", "labels", "data", "shift_sets", "probes", "gates", "max_length",
-            "inconclusive", "min_samples"}
+TOP_KEYS = {"include", "name", "description", "task", "labels", "target_delimiter", "fewshot", "data", "shift_sets",
+            "text_sets", "probes", "gates", "max_length", "inconclusive", "min_samples"}
 DATA_KEYS = {"path", "text_field", "text_template", "label_field", "label_map", "columns", "hf_config", "hf_split",
-             "description", "sample", "pair_field"}
+             "description", "sample", "pair_field", "choices_field", "choices_fields", "choices", "gold",
+             "choice_labels_field", "target_field", "slice_field"}
+CLASSIFICATION, MULTIPLE_CHOICE, PERPLEXITY, LAST_WORD = "classification", "multiple_choice", "perplexity", "last_word"
+TASKS = (CLASSIFICATION, MULTIPLE_CHOICE, PERPLEXITY, LAST_WORD)
+LABELLED = (CLASSIFICATION, MULTIPLE_CHOICE)  # tasks whose items have a gold label among the suite's labels
+GOLD = ("index", "letter", "text", "choice_label")
+FEWSHOT_KEYS = {"k", "split", "seed", "delimiter"}
 SPLITS = {"eval", "reference"}
 GATE_KEYS = {"name", "metric", "min", "max", "max_regression", "confidence", "min_samples", "severity", "description",
              "override"}
@@ -35,14 +41,17 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # shift-set names become met
 
 @dataclass(frozen=True)
 class DataSpec:
-    """Where one labelled split comes from. ``path`` is absolute, or ``hf:<dataset id>``. The text is the
-    ``text_field`` column, or ``text_template`` filled from several (``"{title}. {description}"``);
-    ``columns`` names the fields of a headerless .csv/.tsv file."""
+    """Where one split comes from. ``path`` is absolute, or ``hf:<dataset id>``. The text (a multiple-choice
+    item's context, a last-word item's context) is the ``text_field``, or ``text_template`` filled from
+    several (``"{title}. {description}"``); field names may be dotted paths into JSON (``question.stem``).
+    ``columns`` names the fields of a headerless .csv/.tsv file. Multiple-choice items take their choices
+    from a list field, from several fields, or from a fixed list, and their gold from ``label_field`` read
+    as ``gold`` says (an index, a letter, the choice's text, or one of ``choice_labels_field``)."""
 
     name: str
     path: str
     text_field: str | None
-    label_field: str
+    label_field: str | None
     label_map: dict[str, str] | None = None
     hf_config: str | None = None
     hf_split: str | None = None
@@ -51,10 +60,35 @@ class DataSpec:
     pair_field: str | None = None  # contrast sets: rows sharing this field's value form a pair
     columns: tuple[str, ...] | None = None
     text_template: str | None = None
+    choices_field: str | None = None  # a list field holding the choices
+    choices_fields: tuple[str, ...] | None = None  # one field per choice
+    choices: tuple[str, ...] | None = None  # the same choices for every item (e.g. the letters A-D)
+    gold: str = "index"
+    choice_labels_field: str | None = None
+    target_field: str | None = None  # last_word: the word to predict
+    slice_field: str | None = None  # a field to slice the long-tail probe by (e.g. an MMLU subject)
 
     @property
     def is_hub(self) -> bool:
         return self.path.startswith("hf:")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What a suite's items are: classification texts, multiple-choice items (scored as continuations after
+    ``target_delimiter``, with ``fewshot`` solved examples before each), running text (perplexity), or
+    context + last word (last_word)."""
+
+    kind: str = CLASSIFICATION
+    target_delimiter: str = " "
+    fewshot: int = 0
+    fewshot_split: str | None = None  # None: other items of the split being asked
+    fewshot_seed: int = 1234
+    fewshot_delimiter: str = "\n\n"
+
+    @property
+    def labelled(self) -> bool:
+        return self.kind in LABELLED
 
 
 @dataclass(frozen=True)
@@ -96,6 +130,8 @@ class Suite:
     max_length: int | None = None
     inconclusive_fails: bool = True  # does an inconclusive blocking gate fail the run?
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    task: TaskSpec = field(default_factory=TaskSpec)
+    text_sets: dict[str, DataSpec] = field(default_factory=dict)  # running text (perplexity, KL) for LM suites
 
     def sha256(self) -> str:
         h = hashlib.sha256()
@@ -106,7 +142,8 @@ class Suite:
     def options(self) -> dict[str, tuple[str, ...]]:
         """What probe parameters with ``choices_from`` may name."""
         return {"shift_sets": tuple(self.shift_sets), "splits": ("reference", *self.shift_sets) if self.reference
-                else tuple(self.shift_sets)}
+                else tuple(self.shift_sets), "text_sets": ("eval", *self.text_sets) if self.task.kind == PERPLEXITY
+                else tuple(self.text_sets)}
 
     def probe_params(self, name: str, given: dict[str, Any] | None = None) -> dict[str, Any]:
         """A probe's full parameters: declared defaults, overlaid with the suite's (or ``given``)."""
@@ -183,7 +220,7 @@ def _absolutize_paths(doc: dict, path: Path) -> None:
     """Data paths are relative to the file that declares them and stay inside its folder, so a shared
     suite cannot read files elsewhere on the machine into its reports."""
     folder = path.parent.resolve()
-    for section_name in ("data", "shift_sets"):
+    for section_name in ("data", "shift_sets", "text_sets"):
         section = doc.get(section_name)
         if not isinstance(section, dict):
             continue
@@ -248,26 +285,28 @@ def _build(doc: dict[str, Any], path: Path, files: tuple[Path, ...]) -> Suite:
     name = doc.get("name", path.stem)
     if not isinstance(name, str) or not name.strip():
         raise SpecError("'name' must be a non-empty string", f"{where}: name", "e.g. name: sst2")
+    task = _task(doc, where)
     labels = doc.get("labels")
-    if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(x, str) and x.strip() for x in labels):
-        raise SpecError("'labels' must list at least two label names", f"{where}: labels", "write labels: [negative, positive]")
-    if len(set(labels)) != len(labels):
-        raise SpecError("'labels' has duplicates", f"{where}: labels", "give each label once")
-    labels = tuple(labels)
+    if task.labelled:
+        if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(x, str) and x.strip() for x in labels):
+            raise SpecError("'labels' must list at least two label names", f"{where}: labels",
+                            "write labels: [negative, positive] (multiple choice: the choice positions, [A, B, C, D])")
+        if len(set(labels)) != len(labels):
+            raise SpecError("'labels' has duplicates", f"{where}: labels", "give each label once")
+    elif labels is not None:
+        raise SpecError(f"a {task.kind} suite has no labels", f"{where}: labels", "remove labels:")
+    labels = tuple(labels or ())
 
     data = doc.get("data")
     if not isinstance(data, dict) or "eval" not in data:
         raise SpecError("missing the eval split", f"{where}: data.eval", "declare data: {eval: {path: ..., text_field: ...}}")
     _check_keys(data, SPLITS, f"{where}: data")
-    splits = {k: _data_spec(k, v, labels, f"{where}: data.{k}") for k, v in data.items()}
-    shifts = doc.get("shift_sets") or {}
-    if not isinstance(shifts, dict):
-        raise SpecError("'shift_sets' must be a mapping of name to data source", f"{where}: shift_sets", "see suites/sst2.yaml")
-    for key in shifts:
-        if not isinstance(key, str) or not NAME.match(key):
-            raise SpecError(f"shift set name {key!r} must be letters, digits, '_', '.' or '-'", f"{where}: shift_sets",
-                            "e.g. imdb_contrast")
-    shift_sets = {k: _data_spec(k, v, labels, f"{where}: shift_sets.{k}") for k, v in shifts.items()}
+    splits = {k: _data_spec(k, v, labels, task.kind, f"{where}: data.{k}") for k, v in data.items()}
+    shift_sets = _named_specs(doc, "shift_sets", labels, task.kind, where)
+    text_sets = _named_specs(doc, "text_sets", labels, PERPLEXITY, where)
+    if task.fewshot_split is not None and task.fewshot_split not in splits:
+        raise SpecError(f"fewshot split '{task.fewshot_split}' is not declared under data", f"{where}: fewshot.split",
+                        did_you_mean(task.fewshot_split, splits))
 
     max_length = doc.get("max_length")
     if max_length is not None and (not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 8):
@@ -278,8 +317,8 @@ def _build(doc: dict[str, Any], path: Path, files: tuple[Path, ...]) -> Suite:
     min_samples = _positive_int(doc.get("min_samples"), f"{where}: min_samples")
     suite = Suite(name=name, description=str(doc.get("description", "")), path=path, files=files, labels=labels,
                   eval=splits["eval"], reference=splits.get("reference"), shift_sets=shift_sets,
-                  probes=_probes(doc.get("probes") or {}, where), gates=(), max_length=max_length,
-                  inconclusive_fails=inconclusive == "fail", raw=doc)
+                  probes=_probes(doc.get("probes") or {}, task.kind, where), gates=(), max_length=max_length,
+                  inconclusive_fails=inconclusive == "fail", raw=doc, task=task, text_sets=text_sets)
     params = {p: suite.probe_params(p) for p in suite.probes}  # every parameter value checked here
     gates = doc.get("gates") or []
     if not isinstance(gates, list):
@@ -290,41 +329,93 @@ def _build(doc: dict[str, Any], path: Path, files: tuple[Path, ...]) -> Suite:
     return Suite(**{**suite.__dict__, "gates": built})
 
 
+def _task(doc: dict, where: str) -> TaskSpec:
+    kind = doc.get("task", CLASSIFICATION)
+    if kind not in TASKS:
+        raise SpecError(f"unknown task {kind!r}", f"{where}: task", did_you_mean(str(kind), TASKS))
+    delimiter = doc.get("target_delimiter", " ")
+    if not isinstance(delimiter, str):
+        raise SpecError("'target_delimiter' must be a string", f"{where}: target_delimiter", 'e.g. target_delimiter: " "')
+    fewshot = doc.get("fewshot") or {}
+    if not isinstance(fewshot, dict):
+        raise SpecError("'fewshot' must be a mapping", f"{where}: fewshot", "e.g. fewshot: {k: 5, seed: 1234}")
+    _check_keys(fewshot, FEWSHOT_KEYS, f"{where}: fewshot")
+    k = fewshot.get("k", 0)
+    if not isinstance(k, int) or isinstance(k, bool) or k < 0 or k and kind != MULTIPLE_CHOICE:
+        raise SpecError(f"fewshot.k must be a non-negative integer (multiple_choice only), got {k!r}", f"{where}: fewshot.k",
+                        "e.g. fewshot: {k: 5}")
+    seed = fewshot.get("seed", 1234)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise SpecError("fewshot.seed must be a non-negative integer", f"{where}: fewshot.seed", "e.g. seed: 1234")
+    for key in ("split", "delimiter"):
+        if fewshot.get(key) is not None and not isinstance(fewshot[key], str):
+            raise SpecError(f"fewshot.{key} must be a string", f"{where}: fewshot.{key}", "e.g. split: reference")
+    if kind == CLASSIFICATION and (doc.get("target_delimiter") is not None):
+        raise SpecError("'target_delimiter' is for language-model tasks", f"{where}: target_delimiter", "remove it")
+    return TaskSpec(kind, delimiter, k, fewshot.get("split"), seed, fewshot.get("delimiter", "\n\n"))
+
+
+def _named_specs(doc: dict, key: str, labels: tuple[str, ...], task: str, where: str) -> dict[str, DataSpec]:
+    section = doc.get(key) or {}
+    if not isinstance(section, dict):
+        raise SpecError(f"'{key}' must be a mapping of name to data source", f"{where}: {key}", "see suites/sst2.yaml")
+    for name in section:
+        if not isinstance(name, str) or not NAME.match(name):
+            raise SpecError(f"{key} name {name!r} must be letters, digits, '_', '.' or '-'", f"{where}: {key}",
+                            "e.g. imdb_contrast")
+    return {k: _data_spec(k, v, labels, task, f"{where}: {key}.{k}") for k, v in section.items()}
+
+
 def _positive_int(value: Any, where: str) -> int | None:
     if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
         raise SpecError(f"must be a positive integer, got {value!r}", where, "e.g. 30, or remove it")
     return value
 
 
+FIELD = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")  # a field name, or a dotted path into JSON
+
+
 def template_fields(template: str, where: str) -> list[str]:
-    """The field names of a ``text_template`` such as ``"{title}. {description}"`` (plain names only)."""
+    """The field names of a ``text_template`` such as ``"{title}. {description}"`` or
+    ``"Question: {question.stem}"`` (names or dotted paths, no formatting)."""
     try:
         parsed = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(template) if f is not None]
     except ValueError as exc:
         raise SpecError(f"invalid text_template ({exc})", where, 'e.g. text_template: "{title}. {description}"') from None
     names = [f for f, _, _ in parsed]
-    if not names or any(not f.isidentifier() or spec or conv for f, spec, conv in parsed):
-        raise SpecError("text_template must name fields as {field} (plain names, no formatting)", where,
+    if not names or any(not FIELD.match(f) or spec or conv for f, spec, conv in parsed):
+        raise SpecError("text_template must name fields as {field} or {a.b} (no formatting)", where,
                         'e.g. text_template: "{title}. {description}"')
     return names
 
 
-def _data_spec(name: str, spec: Any, labels: tuple[str, ...], where: str) -> DataSpec:
+def _data_spec(name: str, spec: Any, labels: tuple[str, ...], task: str, where: str) -> DataSpec:
     if not isinstance(spec, dict):
         raise SpecError("a data source must be a mapping", where, "give path:, text_field: and label_field:")
     _check_keys(spec, DATA_KEYS, where)
-    for key in ("path", "label_field"):
+    needs_label = task in LABELLED
+    for key in ("path",) + (("label_field",) if needs_label else ()) + (("target_field",) if task == LAST_WORD else ()):
         if not isinstance(spec.get(key), str) or not spec[key]:
             raise SpecError(f"missing '{key}'", where, f"add {key}: ...")
+    task_keys = {MULTIPLE_CHOICE: {"choices_field", "choices_fields", "choices", "gold", "choice_labels_field"},
+                 LAST_WORD: {"target_field"}}
+    for key in set().union(*task_keys.values()) - task_keys.get(task, set()):
+        if key in spec:
+            raise SpecError(f"'{key}' is not for a {task} split", f"{where}.{key}", "remove it")
+    if not needs_label and spec.get("label_field") is not None:
+        raise SpecError(f"a {task} split has no labels", f"{where}.label_field", "remove label_field")
     text_field, template = spec.get("text_field"), spec.get("text_template")
     if (text_field is None) == (template is None):
         raise SpecError("give exactly one of 'text_field' and 'text_template'", where,
                         'e.g. text_field: sentence, or text_template: "{title}. {description}"')
-    for key in ("text_field", "text_template", "pair_field", "hf_config", "hf_split"):
+    for key in ("text_field", "text_template", "label_field", "pair_field", "hf_config", "hf_split", "choices_field",
+                "choice_labels_field", "target_field", "slice_field"):
         if spec.get(key) is not None and (not isinstance(spec[key], str) or not spec[key]):
             raise SpecError(f"'{key}' must be a non-empty string", f"{where}.{key}", f"e.g. {key}: ...")
+    choices = _choices(spec, task, where)
     fields = ([text_field] if text_field else template_fields(template, f"{where}.text_template")) + \
-        [spec["label_field"]] + ([spec["pair_field"]] if spec.get("pair_field") else [])
+        [spec[k] for k in ("label_field", "pair_field", "choices_field", "choice_labels_field", "target_field",
+                           "slice_field") if spec.get(k)] + list(choices.get("choices_fields") or ())
     columns = spec.get("columns")
     if columns is not None:
         if not isinstance(columns, list) or not columns or not all(isinstance(c, str) and c for c in columns) \
@@ -342,7 +433,7 @@ def _data_spec(name: str, spec: Any, labels: tuple[str, ...], where: str) -> Dat
         raise SpecError(f"data file not found: {spec['path']}", f"{where}.path", "give a path relative to the suite file")
     label_map = spec.get("label_map")
     if label_map is not None:
-        if not isinstance(label_map, dict) or not label_map:
+        if not needs_label or not isinstance(label_map, dict) or not label_map:
             raise SpecError("'label_map' must map raw values to label names", f"{where}.label_map", "e.g. {0: negative}")
         label_map = {str(k): str(v) for k, v in label_map.items()}
         for raw, lab in label_map.items():
@@ -351,18 +442,45 @@ def _data_spec(name: str, spec: Any, labels: tuple[str, ...], where: str) -> Dat
                                 f"use one of the suite labels: {', '.join(labels)}")
     sample = _positive_int(spec.get("sample"), f"{where}.sample")
     return DataSpec(
-        name=name, path=spec["path"], text_field=text_field, label_field=spec["label_field"], label_map=label_map,
+        name=name, path=spec["path"], text_field=text_field, label_field=spec.get("label_field"), label_map=label_map,
         hf_config=spec.get("hf_config"), hf_split=spec.get("hf_split"), description=str(spec.get("description", "")),
         sample=sample, pair_field=spec.get("pair_field"), columns=columns, text_template=template,
+        target_field=spec.get("target_field"), slice_field=spec.get("slice_field"), **choices,
     )
 
 
-def _probes(section: Any, where: str) -> dict[str, dict[str, Any]]:
+def _choices(spec: dict, task: str, where: str) -> dict:
+    """A multiple-choice split's choice source (exactly one of three) and how its gold label reads."""
+    if task != MULTIPLE_CHOICE:
+        return {}
+    given = [k for k in ("choices_field", "choices_fields", "choices") if spec.get(k) is not None]
+    if len(given) != 1:
+        raise SpecError("give exactly one of 'choices_field' (a list field), 'choices_fields' (one field per choice) "
+                        "and 'choices' (the same choices for every item)", where, "e.g. choices_field: endings")
+    for key in ("choices_fields", "choices"):
+        value = spec.get(key)
+        if value is not None and (not isinstance(value, list) or len(value) < 2
+                                  or not all(isinstance(v, str) and v for v in value)):
+            raise SpecError(f"'{key}' must list at least two strings", f"{where}.{key}", f"e.g. {key}: [A, B, C, D]")
+    gold = spec.get("gold", "index")
+    if gold not in GOLD:
+        raise SpecError(f"unknown gold {gold!r}", f"{where}.gold", did_you_mean(str(gold), GOLD))
+    if (gold == "choice_label") != (spec.get("choice_labels_field") is not None):
+        raise SpecError("gold: choice_label goes with choice_labels_field (the field holding each choice's label)",
+                        where, "e.g. gold: choice_label, choice_labels_field: question.choices.label")
+    return {"choices_field": spec.get("choices_field"), "gold": gold, "choice_labels_field": spec.get("choice_labels_field"),
+            **{k: tuple(spec[k]) for k in ("choices_fields", "choices") if spec.get(k) is not None}}
+
+
+def _probes(section: Any, task: str, where: str) -> dict[str, dict[str, Any]]:
     if not isinstance(section, dict):
         raise SpecError("'probes' must map probe names to parameters", f"{where}: probes", "e.g. probes: {accuracy: {}}")
     out = {}
     for name, params in section.items():
-        contract.get(str(name), f"{where}: probes.{name}")
+        probe = contract.get(str(name), f"{where}: probes.{name}")
+        if task not in probe.tasks:
+            raise SpecError(f"probe '{name}' does not run on {task} suites (it runs on: {', '.join(probe.tasks)})",
+                            f"{where}: probes.{name}", "remove it from this suite")
         if params is not None and not isinstance(params, dict):
             raise SpecError("probe parameters must be a mapping", f"{where}: probes.{name}", "write {} for defaults")
         out[name] = params or {}

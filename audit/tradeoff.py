@@ -33,5 +33,8 @@ def line(sections: dict, model: dict | None) -> str | None:
         costs.append(f"{_value(ok['comparison'], 'flip_rate'):.1%} flips")
     if _value(ok.get("calibration", {}), "ece", "deltas") is not None:
         costs.append(f"ECE {_value(ok['calibration'], 'ece', 'deltas'):+.3f}")
+    if _value(ok.get("perplexity", {}), "kl_mean") is not None:
+        costs.append(f"KL {_value(ok['perplexity'], 'kl_mean'):.4f} nats/token, top-1 agreement "
+                     f"{_value(ok['perplexity'], 'top1_agreement'):.1%}")
     label = ((model or {}).get("compression") or {}).get("method") or "model"
     return f"{label}: " + "; ".join(p for p in (", ".join(gains), ", ".join(costs)) if p)

@@ -110,3 +110,43 @@ def tiny_suite(tmp_path) -> Path:
     write_tsv(tmp_path / "train.tsv", sst2_rows(64)[::-1])
     (tmp_path / "tiny.yaml").write_text(TINY_SUITE)
     return tmp_path / "tiny.yaml"
+
+
+def build_tiny_llama(directory: Path, seed: int = 0, texts=None) -> Path:
+    """A 2-layer Llama (hidden 32) with random weights and a word-level tokenizer of the given texts' words
+    (default: the fixture's SST-2 sentences) plus the words the LM tests' prompts use."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    texts = [t for t, _ in sst2_rows()] if texts is None else texts
+    words = sorted({w for text in texts + LM_PROMPT_WORDS for w in pre_tokenizers.WhitespaceSplit().pre_tokenize_str(text)
+                    for w in [w[0]]})
+    vocab = {w: i for i, w in enumerate(["<unk>", "<s>", "</s>"] + words)}
+    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
+                                        model_max_length=256)
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                         bos_token_id=1, eos_token_id=2, tie_word_embeddings=False)
+    model = LlamaForCausalLM(config).eval()
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+LM_PROMPT_WORDS = ["Question: Answer: yes no maybe good bad film A B C D E 1 2 3 4"]
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory) -> Path:
+    return build_tiny_llama(tmp_path_factory.mktemp("models") / "tiny-llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_other(tmp_path_factory) -> Path:
+    """Another random Llama with the same tokenizer: a stand-in for a compressed build that disagrees."""
+    return build_tiny_llama(tmp_path_factory.mktemp("models") / "tiny-llama-other", seed=1)

@@ -28,6 +28,7 @@ class Env:
     other: Path
     suite: Path
     report: Path  # a valid report.json of the tiny suite
+    llama: Path  # a tiny causal LM
 
     @property
     def out(self) -> Path:
@@ -64,8 +65,8 @@ def tiny_report(tmp_path_factory, tiny_bert) -> Path:
 
 
 @pytest.fixture
-def env(tmp_path, tiny_bert, tiny_bert_other, tiny_suite, tiny_report) -> Env:
-    return Env(tmp_path, tiny_bert, tiny_bert_other, tiny_suite, tiny_report)
+def env(tmp_path, tiny_bert, tiny_bert_other, tiny_suite, tiny_report, tiny_llama) -> Env:
+    return Env(tmp_path, tiny_bert, tiny_bert_other, tiny_suite, tiny_report, tiny_llama)
 
 
 # ---- ways to break a model directory -------------------------------------------------------------------
@@ -137,6 +138,21 @@ def pickle_only(e: Env) -> Path:
     from test_models import pickle_only as make
 
     return make(e.bert, e.root)
+
+
+def mc_suite(e: Env, labels: str = "[A, B, C]", choices: int = 3, probes: str = "{accuracy: {}}") -> Path:
+    """A multiple-choice suite over the tiny suite's sentences."""
+    e.file("mc.jsonl", "".join(json.dumps({"q": t, "choices": ["good", "bad", "maybe", "no"][:choices], "answer": 0}) + "\n"
+                               for t, _ in sst2_rows(32)))
+    return e.file("mc.yaml", f"""name: mc
+task: multiple_choice
+labels: {labels}
+data:
+  eval: {{path: mc.jsonl, text_field: q, choices_field: choices, label_field: answer}}
+probes: {probes}
+gates:
+  - {{name: floor, metric: accuracy.accuracy, min: 0.0}}
+""")
 
 
 def eval_file(e: Env, content: str | bytes, name: str = "dev.tsv") -> Path:
@@ -234,7 +250,7 @@ CASES = [
     Case("out-not-writable", lambda e: ["check", e.bert, "-b", e.suite, "--out", "/proc/audit-reports"],
          ("--out", "cannot write in /proc")),
     Case("out-inside-model-dir", lambda e: ["check", e.bert, "-b", e.suite, "--out", e.bert / "reports"],
-         ("--out", "inside the model model directory")),
+         ("--out", "inside the model's directory")),
     # suites
     Case("yaml-alias-bomb", lambda e: ["validate", e.file("bomb.yaml", ALIAS_BOMB)], ("bomb.yaml", "aliases")),
     Case("yaml-duplicate-key", lambda e: ["validate", e.suite_with("labels:", "name: x\nlabels:")],
@@ -284,6 +300,30 @@ CASES = [
          ("dev.tsv:3", "field larger than field limit")),
     Case("jsonl-bad-line", lambda e: ["validate", eval_file(e, '{"sentence": "a", "label": 1}\n{"sentence": oops}\n',
                                                             "d.jsonl")], ("d.jsonl:2", "invalid JSON")),
+    # language models
+    Case("causal-lm-on-a-classification-suite", lambda e: e.check(model=e.llama),
+         ("tiny-llama", "a classification suite needs a classifier, and this is a causal-lm")),
+    Case("classifier-on-a-multiple-choice-suite", lambda e: e.check(suite=mc_suite(e)),
+         ("tiny-bert", "a multiple_choice suite needs a causal-lm, and this is a classifier")),
+    Case("label-map-with-a-causal-lm", lambda e: e.check("--label-map", "a=A", model=e.llama, suite=mc_suite(e)),
+         ("--label-map", "a causal LM has no classes")),
+    Case("probe-on-a-task-it-cannot-run", lambda e: ["validate", mc_suite(e, probes="{accuracy: {}, shift: {}}")],
+         ("probes.shift", "does not run on multiple_choice suites")),
+    Case("fewshot-on-a-classification-suite", lambda e: ["validate", e.suite_with("name: tiny", "fewshot: {k: 2}\nname: tiny")],
+         ("fewshot.k", "multiple_choice only")),
+    Case("labels-on-a-perplexity-suite", lambda e: ["validate", e.file("p.yaml", "task: perplexity\nlabels: [a, b]\n"
+                                                                                 "data: {eval: {path: dev.tsv, text_field: sentence}}\n")],
+         ("p.yaml: labels", "a perplexity suite has no labels")),
+    Case("more-choices-than-labels", lambda e: ["validate", mc_suite(e, labels="[A, B]", choices=4)],
+         ("mc.jsonl:1", "the item has 4 choices and the suite names 2 labels")),
+    Case("choice-source-missing", lambda e: ["validate", e.file("m.yaml", "task: multiple_choice\nlabels: [A, B]\n"
+                                                                         "data: {eval: {path: dev.tsv, text_field: sentence, "
+                                                                         "label_field: label}}\n")],
+         ("data.eval", "give exactly one of 'choices_field'")),
+    Case("garbage-gguf", lambda e: e.check(model=e.file("broken.gguf", b"GGUF" + bytes(64)), suite=mc_suite(e)),
+         ("broken.gguf", "not a readable GGUF file")),
+    Case("two-gguf-files", lambda e: e.check(model=two_ggufs(e), suite=mc_suite(e)),
+         ("holds 2 GGUF files", "pass the .gguf file itself")),
     # verify and diff
     Case("verify-a-directory", lambda e: ["verify", e.root], ("is a directory", "report.json")),
     Case("verify-not-json", lambda e: ["verify", e.file("r.json", "not json")], ("r.json", "not a JSON report")),
@@ -295,6 +335,14 @@ CASES = [
          ("differ in benchmark (tiny vs other)", "--force")),
     Case("old-report-schema", lambda e: ["verify", old_schema(e)], ("report schema 1.1", "re-run")),
 ]
+
+
+def two_ggufs(e: Env) -> Path:
+    folder = e.root / "ggufs"
+    folder.mkdir()
+    for name in ("a.gguf", "b.gguf"):
+        (folder / name).write_bytes(b"GGUF")
+    return folder
 
 
 def other_benchmark(e: Env) -> Path:

@@ -14,7 +14,8 @@ def proba(directory):
     return Engine(EngineConfig(device="cpu")).predict_proba(load_model(str(directory)), TEXTS)
 
 
-@pytest.mark.parametrize("method, atol", [("int8", 0.05), ("fp16", 0.01), ("bf16", 0.05)])
+@pytest.mark.parametrize("method, atol", [("int8", 0.05), ("int8-weight", 0.05), ("int4-weight", 0.2), ("fp16", 0.01),
+                                          ("bf16", 0.05)])
 def test_roundtrip_close_to_base(tiny_bert, tmp_path, method, atol):
     out = tmp_path / method
     recipe = compress(load_model(str(tiny_bert)), method, out)
@@ -23,12 +24,30 @@ def test_roundtrip_close_to_base(tiny_bert, tmp_path, method, atol):
     np.testing.assert_allclose(proba(out), proba(tiny_bert), atol=atol)
 
 
-def test_int8_really_quantizes(tiny_bert, tmp_path):
-    from torch.ao.nn.quantized.dynamic import Linear as DynamicQuantizedLinear
+@pytest.mark.parametrize("method", ["int8", "int8-weight", "int4-weight"])
+def test_quantization_really_quantizes_every_linear(tiny_bert, tmp_path, method):
+    import torch
 
-    compress(load_model(str(tiny_bert)), "int8", tmp_path / "q")
+    compress(load_model(str(tiny_bert)), method, tmp_path / "q")
     module = load_model(str(tmp_path / "q")).module
-    assert sum(isinstance(m, DynamicQuantizedLinear) for m in module.modules()) == 2 * 6 + 2  # 6 per layer + pooler + head
+    linears = [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 2 * 6 + 2  # 6 per layer + pooler + classifier head
+    assert all(type(m.weight).__module__.startswith("torchao") for m in linears), {type(m.weight) for m in linears}
+
+
+def test_a_recipe_from_the_torch_ao_era_is_refused(tiny_bert, tmp_path):
+    import json
+
+    from audit.errors import ModelError
+    from audit.recipes import RECIPE_FILE
+
+    out = tmp_path / "old"
+    compress(load_model(str(tiny_bert)), "int8", out)
+    recipe = json.loads((out / RECIPE_FILE).read_text())
+    del recipe["quantizer"]
+    (out / RECIPE_FILE).write_text(json.dumps({**recipe, "scheme": "dynamic per-tensor qint8 on every nn.Linear"}))
+    with pytest.raises(ModelError, match="older audit.*re-run audit compress"):
+        load_model(str(out))
 
 
 def test_prune_sets_the_requested_share_to_zero(tiny_bert, tmp_path):
@@ -43,8 +62,8 @@ def test_prune_sets_the_requested_share_to_zero(tiny_bert, tmp_path):
 
 
 def test_bad_method_and_existing_output(tiny_bert, tmp_path):
-    with pytest.raises(AuditError, match="unknown compression method 'int4'"):
-        parse_method("int4")
+    with pytest.raises(AuditError, match="unknown compression method 'int3'"):
+        parse_method("int3")
     with pytest.raises(AuditError, match="between 0 and 1"):
         parse_method("prune:1.5")
     (tmp_path / "x").mkdir()

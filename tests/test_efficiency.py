@@ -25,12 +25,18 @@ def test_counts_parameters_bytes_and_zeros_of_a_known_model():
     assert count_parameters(model)["nonzero_params"] == 47
 
 
-def test_counts_int8_packed_weights_that_parameters_do_not_list():
-    quantized = torch.ao.quantization.quantize_dynamic(two_layer(), {torch.nn.Linear}, dtype=torch.qint8)
-    assert sum(p.numel() for p in quantized.parameters()) == 0  # why footprint reads the state dict
+def test_counts_what_torchao_weights_really_hold():
+    from torchao.quantization import quantize_
+
+    from audit.recipes import torchao_config
+
+    quantized = two_layer()
+    quantize_(quantized, torchao_config("int8-weight"))
     counts = count_parameters(quantized)
-    assert counts["params"] == 67
-    assert counts["weight_bytes_by_dtype"] == {"qint8": 60, "float32": 28}  # int8 weights, fp32 biases
+    assert counts["params"] == 67  # the logical parameters, as before quantization
+    # int8 weights (50 + 10), one float32 scale per output row (5 + 2) and the float32 biases (5 + 2);
+    # one int8 zero point per output row (5 + 2)
+    assert counts["weight_bytes_by_dtype"] == {"int8": 60 + 7, "float32": 4 * (7 + 7)}
 
 
 @pytest.fixture

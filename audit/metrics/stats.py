@@ -44,6 +44,22 @@ def bootstrap_ci(statistic, arrays, n_boot: int = 200, confidence: float = 0.95,
     return float(low), float(high)
 
 
+def block_bootstrap_ci(statistic, arrays, block: int, n_boot: int = 200, confidence: float = 0.95, seed: int = 0
+                       ) -> tuple[float, float]:
+    """Percentile CI of ``statistic(*arrays)`` for sequences whose neighbours are not independent (the tokens of
+    running text): resample whole runs of ``block`` consecutive positions (paired across arrays)."""
+    n = len(arrays[0])
+    starts = np.arange(0, n, block)
+    rng = np.random.default_rng(seed)
+    values = []
+    for picks in rng.integers(0, len(starts), size=(n_boot, len(starts))):
+        idx = np.concatenate([np.arange(starts[k], min(starts[k] + block, n)) for k in picks])
+        values.append(statistic(*(a[idx] for a in arrays)))
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(values, [alpha, 1 - alpha])
+    return float(low), float(high)
+
+
 def kl_divergence(p, q, eps: float = 1e-12) -> np.ndarray:
     """Per-row KL(p || q) in nats."""
     p, q = np.clip(p, eps, 1.0), np.clip(q, eps, 1.0)

@@ -13,9 +13,10 @@ from audit.metrics import calibration as cal
 from audit.metrics.stats import bootstrap_ci
 
 SPEC = {
+    "tasks": ["classification", "multiple_choice"],
     "params": {
         "n_bins": {"type": "int", "default": 15, "min": 2, "max": 1000},
-        "fit_split": {"type": "str", "default": "reference", "choices_from": "splits"},
+        "fit_split": {"type": "str", "default": "reference", "nullable": True, "choices_from": "splits"},
         "fit_size": {"type": "int", "default": 1000, "min": 10},
         "n_bootstrap": {"type": "int", "default": 200, "min": 10},
         "confidence": {"type": "float", "default": 0.95, "above": 0, "below": 1},
@@ -53,27 +54,31 @@ def fit_sample(ctx: ProbeContext, split: str, size: int):
     return held.subset(keep).sample(ctx.cap(size), ctx.seed)
 
 
-def run(ctx: ProbeContext, *, n_bins: int, fit_split: str, fit_size: int, n_bootstrap: int,
+def run(ctx: ProbeContext, *, n_bins: int, fit_split: str | None, fit_size: int, n_bootstrap: int,
         confidence: float) -> ProbeResult:
     y = ctx.eval.labels
-    held = fit_sample(ctx, fit_split, fit_size)
+    held = fit_sample(ctx, fit_split, fit_size) if fit_split else None
+    unfitted = Estimate(None, note="no held-out split to fit a temperature on (fit_split: null)")
     fns = measures(n_bins)
     diagrams: dict = {}
 
     def measure(scorer):
-        probs = scorer.proba(ctx.eval.texts)
+        probs = scorer.proba(ctx.eval.inputs)
         out = {m: Estimate(f(probs, y), bootstrap_ci(f, (probs, y), n_bootstrap, confidence, ctx.seed), len(y))
                for m, f in fns.items()}
-        t = cal.fit_temperature(scorer.proba(held.texts), held.labels)
+        diagrams[scorer.role] = {"before": cal.reliability_diagram(probs, y, n_bins)}
+        if held is None:
+            return out | dict.fromkeys(("temperature", "ece_after_scaling", "nll_after_scaling"), unfitted), probs
+        t = cal.fit_temperature(scorer.proba(held.inputs), held.labels)
         scaled = cal.temperature_scale(probs, t)
         out.update(temperature=t, ece_after_scaling=cal.expected_calibration_error(scaled, y, n_bins),
                    nll_after_scaling=cal.log_loss(scaled, y))
-        diagrams[scorer.role] = {"before": cal.reliability_diagram(probs, y, n_bins),
-                                 "after_scaling": cal.reliability_diagram(scaled, y, n_bins)}
+        diagrams[scorer.role]["after_scaling"] = cal.reliability_diagram(scaled, y, n_bins)
         return out, probs
 
     metrics, probs = measure(ctx.model)
-    details = {"reliability": diagrams, "fit_split": fit_split, "n_fit": len(held), "confidence": confidence}
+    details = {"reliability": diagrams, "fit_split": fit_split, "n_fit": len(held) if held else 0,
+               "confidence": confidence}
     if ctx.baseline is None:
         return ProbeResult(metrics, details=details)
     baseline_metrics, base_probs = measure(ctx.baseline)

@@ -12,6 +12,7 @@ from audit.metrics.classification import accuracy_score, flip_rate, recall_per_c
 from audit.metrics.stats import bootstrap_ci, js_divergence, kl_divergence, mcnemar_exact_p, wilson_interval
 
 SPEC = {
+    "tasks": ["classification", "multiple_choice"],
     "needs_baseline": True,
     "params": {
         "max_examples": {"type": "int", "default": 20, "min": 0},
@@ -37,7 +38,7 @@ SPEC = {
 
 def run(ctx: ProbeContext, *, max_examples: int, n_bootstrap: int, confidence: float) -> ProbeResult:
     texts, y, labels = ctx.eval.texts, ctx.eval.labels, ctx.suite.labels
-    p_model, p_base = ctx.model.proba(texts), ctx.baseline.proba(texts)
+    p_model, p_base = ctx.model.proba(ctx.eval.inputs), ctx.baseline.proba(ctx.eval.inputs)
     pred, base = p_model.argmax(axis=1), p_base.argmax(axis=1)
     right, base_right = pred == y, base == y
     n = len(y)

@@ -12,6 +12,7 @@ from audit.contract import Estimate
 from audit.metrics.stats import fisher_exact_p, wilson_interval
 
 SPEC = {
+    "tasks": ["classification", "multiple_choice", "perplexity", "last_word"],
     "params": {
         "shingle_size": {"type": "int", "default": 5, "min": 1, "max": 64},
         "num_perm": {"type": "int", "default": 128, "min": 16, "max": 1024},
@@ -92,11 +93,11 @@ def run(ctx: ProbeContext, *, shingle_size: int, num_perm: int, jaccard_threshol
         "scan": result.stats,
         "examples": findings(result, ctx.eval.texts, ctx.eval.rows, max_examples),
     }
-    if ctx.model is None:
+    if ctx.model is None or not ctx.suite.task.labelled:  # clean/contaminated accuracy needs labelled items
         return ProbeResult(metrics, details=details)
 
     def measure(scorer) -> dict:
-        return {**metrics, **score_split(scorer.predict(ctx.eval.texts), ctx.eval.labels, flagged)}
+        return {**metrics, **score_split(scorer.predict(ctx.eval.inputs), ctx.eval.labels, flagged)}
 
     both = ctx.for_both(measure)
     return ProbeResult(both.metrics, both.baseline_metrics, details)

@@ -1,6 +1,7 @@
-"""What compression bought: parameters, non-zeros, weight bytes, peak memory, batch-1 latency and
-batched throughput (uncached engine, same inputs, threads and device, model and baseline timed in
-alternating order), and energy where NVML can measure it."""
+"""What compression bought: parameters, non-zeros, weight bytes, peak memory, batch-1 latency per item and
+batched throughput in items and tokens per second (for a causal LM: prefill tokens, the context and
+choices it reads), with an uncached engine, the same inputs, threads and device, model and baseline timed
+in alternating order; and energy where NVML can measure it."""
 
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ import numpy as np
 
 from audit.context import ProbeContext, ProbeResult
 from audit.contract import Estimate
+from audit.causal_lm import Continuations
 from audit.engine import Engine
 from audit.footprint import count_parameters, disk_bytes
+from audit.models import CAUSAL_LM
 
 SPEC = {
+    "tasks": ["classification", "multiple_choice", "perplexity", "last_word"],
     "params": {
         "latency_sample": {"type": "int", "default": 50, "min": 1},
         "throughput_sample": {"type": "int", "default": 512, "min": 1},
@@ -49,8 +53,8 @@ SPEC = {
 def run(ctx: ProbeContext, *, latency_sample: int, throughput_sample: int, warmup: int, rounds: int) -> ProbeResult:
     import torch
 
-    latency_texts = ctx.eval.sample(latency_sample, ctx.seed).texts
-    batch_texts = ctx.eval.sample(throughput_sample, ctx.seed + 1).texts
+    latency_texts = ctx.eval.sample(latency_sample, ctx.seed).inputs
+    batch_texts = ctx.eval.sample(throughput_sample, ctx.seed + 1).inputs
     scorers = [s for s in (ctx.model, ctx.baseline) if s is not None]
     runs = {s.role: Runner(s, Engine(s.engine.config)) for s in scorers}
     for run in runs.values():
@@ -85,57 +89,67 @@ def run(ctx: ProbeContext, *, latency_sample: int, throughput_sample: int, warmu
 
 
 class Runner:
-    """Times one model through an uncached engine and records its footprint."""
+    """Times one model through an uncached engine and records its footprint. What is timed is what the suite
+    scores: class probabilities, multiple-choice items (continuations) or running text (rolling windows)."""
 
     def __init__(self, scorer, engine: Engine):
         self.model, self.engine = scorer.model, engine
-        self.device = engine.device_for(scorer.model)
+        self.device = engine.device
         self.footprint = count_parameters(self.model.module)
         self.latencies: list[float] = []
         self.batch_seconds: list[float] = []
+        self.batch_tokens = 0
         self.peak_rss = self.peak_gpu = 0
         self.joules: list[float] = []
         self.energy_note = "not measured: needs a CUDA device and nvidia-ml-py" if self.device.type == "cuda" \
             else f"not measured: no power meter on {self.device.type}"
 
+    def score(self, inputs: list) -> None:
+        if inputs and isinstance(inputs[0], Continuations):
+            self.engine.continuation_scores(self.model, inputs)
+        elif self.model.kind == CAUSAL_LM:
+            self.engine.token_logprobs(self.model, inputs)
+        else:
+            self.engine.predict_proba(self.model, inputs)
+
     def describe(self) -> dict:
         import torch
 
         name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else cpu_name()
-        rows, tokens = self.engine.batching(self.device)
+        rows, tokens = self.engine.batching(self.device, self.model.kind)
         return {"type": self.device.type, "name": name, "batch_rows": rows, "batch_tokens": tokens}
 
-    def warm_up(self, single: list[str], batch: list[str]) -> None:
-        for text in single:
-            self.engine.predict_proba(self.model, [text])
-        self.engine.predict_proba(self.model, batch)
+    def warm_up(self, single: list, batch: list) -> None:
+        for item in single:
+            self.score([item])
+        self.score(batch)
 
-    def time_round(self, single: list[str], batch: list[str]) -> None:
-        for text in single:
+    def time_round(self, single: list, batch: list) -> None:
+        for item in single:
             t0 = time.perf_counter()
-            self.engine.predict_proba(self.model, [text])
+            self.score([item])
             self.latencies.append(time.perf_counter() - t0)
+        tokens = self.engine.stats.tokens
         with PeakMemory(self.device) as mem, PowerMeter(self.device) as power:
             t0 = time.perf_counter()
-            self.engine.predict_proba(self.model, batch)
+            self.score(batch)
             self.batch_seconds.append(time.perf_counter() - t0)
+        self.batch_tokens = self.engine.stats.tokens - tokens
         self.peak_rss, self.peak_gpu = max(self.peak_rss, mem.peak_rss), max(self.peak_gpu, mem.peak_gpu)
         if power.joules is not None:
             self.joules.append(power.joules)
             self.energy_note = "NVML board power integrated over the throughput runs"
 
-    def metrics(self, batch: list[str]) -> dict:
+    def metrics(self, batch: list) -> dict:
         fp = self.footprint
         seconds = float(np.median(self.batch_seconds))
-        tokens = sum(len(ids) for ids in self.model.tokenizer(batch, truncation=True,
-                                                              max_length=self.engine.max_length(self.model))["input_ids"])
         return {"params": float(fp["params"]), "nonzero_params": float(fp["nonzero_params"]),
-                "sparsity": 1 - fp["nonzero_params"] / fp["params"], "disk_bytes": float(disk_bytes(Path(self.model.directory))),
+                "sparsity": 1 - fp["nonzero_params"] / fp["params"], "disk_bytes": float(disk_bytes(self.model.files)),
                 "weight_bytes": float(fp["weight_bytes"]), "peak_rss_bytes": float(self.peak_rss),
                 "peak_gpu_bytes": float(self.peak_gpu) if self.device.type == "cuda" else Estimate(None, note="no GPU"),
                 "latency_p50_ms": 1000 * float(np.percentile(self.latencies, 50)),
                 "latency_p95_ms": 1000 * float(np.percentile(self.latencies, 95)),
-                "throughput_items_per_s": len(batch) / seconds, "throughput_tokens_per_s": tokens / seconds,
+                "throughput_items_per_s": len(batch) / seconds, "throughput_tokens_per_s": self.batch_tokens / seconds,
                 "energy_j_per_1k": 1000 * float(np.median(self.joules)) / len(batch) if self.joules
                 else Estimate(None, note=self.energy_note)}
 

@@ -1,6 +1,7 @@
 """Accuracy on slices of the eval split by length quantile, word rarity in the training corpus
-(the suite's reference split and --train-data) and class; the worst slice with at least
-``min_support`` items, its gap to overall accuracy, and where the model loses most to its baseline."""
+(the suite's reference split and --train-data; no rarity slices without one), class (choice position
+for multiple choice) and the eval split's ``slice_field`` (e.g. an MMLU subject); the worst slice with
+at least ``min_support`` items, its gap to overall accuracy, and where the model loses most to its baseline."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from audit.contract import Estimate
 from audit.metrics.stats import wilson_interval
 
 SPEC = {
+    "tasks": ["classification", "multiple_choice"],
     "params": {
         "length_bins": {"type": "int", "default": 4, "min": 1, "max": 100},
         "rarity_bins": {"type": "int", "default": 4, "min": 1, "max": 100},
@@ -42,20 +44,24 @@ WORD = re.compile(r"[a-z0-9']+")
 def run(ctx: ProbeContext, *, length_bins: int, rarity_bins: int, min_support: int, frequency_docs: int,
         confidence: float) -> ProbeResult:
     texts, y, labels = ctx.eval.texts, ctx.eval.labels, ctx.suite.labels
-    counts, n_docs = word_counts(ctx, frequency_docs)
     lengths = np.array([len(t.split()) for t in texts])
-    rarity = np.array([mean_log_frequency(t, counts) for t in texts])
-    slicings = {"length": quantile_slices(lengths, length_bins, "length", "words"),
-                "rarity": quantile_slices(rarity, rarity_bins, "rarity", "mean log(1 + corpus count)"),
-                "class": {f"class_{lab}": {"index": np.flatnonzero(y == k), "range": lab} for k, lab in enumerate(labels)
-                          if (y == k).any()}}
+    slicings = {"length": quantile_slices(lengths, length_bins, "length", "words")}
+    n_docs = 0
+    if ctx.corpora():
+        counts, n_docs = word_counts(ctx, frequency_docs)
+        rarity = np.array([mean_log_frequency(t, counts) for t in texts])
+        slicings["rarity"] = quantile_slices(rarity, rarity_bins, "rarity", "mean log(1 + corpus count)")
+    slicings["class"] = {f"class_{lab}": {"index": np.flatnonzero(y == k), "range": lab} for k, lab in enumerate(labels)
+                         if (y == k).any()}
+    for field, values in (ctx.eval.slices or {}).items():
+        slicings[field] = {f"{field}={v}": {"index": np.flatnonzero(values == v), "range": v} for v in np.unique(values)}
     slices = {name: s for sl in slicings.values() for name, s in sl.items()}
     supported = [name for name, s in slices.items() if len(s["index"]) >= min_support]
     none_supported = f"no slice has {min_support} items (min_support)"
     preds = {}
 
     def measure(scorer) -> dict:
-        right = preds[scorer.role] = scorer.predict(texts) == y
+        right = preds[scorer.role] = scorer.predict(ctx.eval.inputs) == y
         acc = {name: Estimate(float(right[s["index"]].mean()), n=len(s["index"])) for name, s in slices.items()}
         overall = float(right.mean())
         worst = min(supported, key=lambda name: acc[name].value) if supported else None
@@ -66,7 +72,8 @@ def run(ctx: ProbeContext, *, length_bins: int, rarity_bins: int, min_support: i
                 "worst_slice_support": float(len(slices[worst]["index"])) if worst else 0.0,
                 "shortest_slice_accuracy": acc[next(iter(slicings["length"]))],
                 "longest_slice_accuracy": acc[list(slicings["length"])[-1]],
-                "rarest_slice_accuracy": acc[next(iter(slicings["rarity"]))],
+                "rarest_slice_accuracy": acc[next(iter(slicings["rarity"]))] if "rarity" in slicings
+                else Estimate(None, note="no training corpus to count word rarity in (no reference split, no --train-data)"),
                 **{f"class_{lab}_accuracy": acc.get(f"class_{lab}", Estimate(None, note="no eval item of this class"))
                    for lab in labels}}
 
@@ -98,10 +105,7 @@ def word_counts(ctx: ProbeContext, max_docs: int) -> tuple[Counter, int]:
     """Word counts over the first ``max_docs`` documents of the training corpora (streamed)."""
     counts: Counter = Counter()
     n = 0
-    sources = ctx.corpora()
-    if not sources:
-        raise ValueError("the rarity slices need a training corpus: declare data.reference in the suite or pass --train-data")
-    for docs, _ in chunks(sources):
+    for docs, _ in chunks(ctx.corpora()):
         for doc in docs[:max_docs - n]:
             counts.update(WORD.findall(doc.lower()))
         n += min(len(docs), max_docs - n)

@@ -9,6 +9,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from audit.files import umask
 from audit.report import html, junit, markdown, sarif
 
 
@@ -33,12 +34,6 @@ def render_all(report: dict) -> dict[str, str]:
         "junit.xml": junit.render(report),
         "report.sarif": sarif.render(report),
     }
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 @contextmanager
@@ -66,7 +61,7 @@ def write_all(report: dict, out: Path) -> list[Path]:
             fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=out)
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(text)
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; reports are ordinary files
+            os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes 0600; reports are ordinary files
             staged.append((tmp, out / name))
         with _no_interrupt():
             for tmp, final in staged:

@@ -1,0 +1,105 @@
+"""Causal-LM scoring: packed continuations and rolling windows equal a plain one-sequence-at-a-time reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from audit.causal_lm import Continuations, encode, prefix_token, rolling_windows
+from audit.engine import Engine, EngineConfig
+from audit.models import CAUSAL_LM, load_model
+from conftest import sst2_rows
+
+TEXTS = [t for t, _ in sst2_rows(24)]
+
+
+def reference_scores(model, request: Continuations) -> np.ndarray:
+    """lm-eval's recipe, written out: each continuation in its own forward pass, no padding, no packing."""
+    tok = model.tokenizer
+    context, conts = request.context, list(request.continuations)
+    spaces = len(context) - len(context.rstrip())
+    if spaces:
+        conts, context = [context[-spaces:] + c for c in conts], context[:-spaces]
+    ctx = tok(context)["input_ids"] or [prefix_token(tok)]
+    rows = []
+    for c in conts:
+        whole = tok(context + c)["input_ids"]
+        cont = whole[len(tok(context)["input_ids"]):]
+        ids = torch.tensor([ctx + cont])
+        with torch.inference_mode():
+            lp = torch.log_softmax(model.module(ids).logits.float(), -1)[0]
+        picked = [lp[len(ctx) - 1 + j, t] for j, t in enumerate(cont)]
+        greedy = all(int(lp[len(ctx) - 1 + j].argmax()) == t for j, t in enumerate(cont))
+        rows.append((float(sum(picked)), float(greedy), float(len(cont))))
+    return np.array(rows)
+
+
+def requests() -> list[Continuations]:
+    out = []
+    for i, text in enumerate(TEXTS):
+        words = text.split()
+        choices = [" " + " ".join(words[-k:]) for k in (1, 2, 3)][: 2 + i % 2]
+        out.append(Continuations(" ".join(words[:-3]) + ("" if i % 4 else " "), tuple(choices)))
+    out.append(Continuations("", (" good film", " bad")))  # empty context: the prefix token
+    return out
+
+
+@pytest.mark.parametrize("batching", [dict(), dict(batch_size=3, batch_tokens=64), dict(batch_size=1)])
+def test_packed_continuations_equal_the_one_at_a_time_reference(tiny_llama, batching):
+    model = load_model(str(tiny_llama))
+    assert model.kind == CAUSAL_LM
+    engine = Engine(EngineConfig(device="cpu", **batching))
+    got = engine.continuation_scores(model, requests())
+    for request, scores in zip(requests(), got):
+        np.testing.assert_allclose(scores, reference_scores(model, request), atol=1e-4, rtol=0)
+    assert engine.stats.batches >= (len(requests()) if batching.get("batch_size") == 1 else 1)
+
+
+def test_the_context_is_encoded_once_per_item(tiny_llama):
+    model = load_model(str(tiny_llama))
+    request = Continuations("a charming and often affecting journey", (" good", " bad film", " maybe"))
+    packed = encode(model.tokenizer, request, 256, prefix_token(model.tokenizer))
+    n_context = len(model.tokenizer(request.context)["input_ids"])
+    assert packed.n_context == n_context and len(packed.ids) == n_context + 1 + 2 + 1  # not 3 x the context
+    assert packed.positions[n_context:] == [n_context, n_context, n_context + 1, n_context]
+
+
+def test_long_contexts_are_cut_from_the_left(tiny_llama):
+    model = load_model(str(tiny_llama))
+    long = Continuations(" ".join(TEXTS * 3), (" good", " bad film"))
+    packed = encode(model.tokenizer, long, 32, prefix_token(model.tokenizer))
+    assert packed.truncated and packed.n_context == 30 and max(packed.positions) == 31
+
+
+def test_rolling_windows_predict_every_token_once():
+    tokens = list(range(10, 33))
+    windows = rolling_windows(tokens, 8, prefix_id=1)
+    assert [t for _, targets in windows for t in targets] == tokens
+    assert windows[0][0] == [1] + tokens[:7] and windows[1][0] == tokens[7:15]
+    assert all(len(i) == len(t) <= 8 for i, t in windows)
+
+
+def test_rolling_logprobs_equal_a_plain_reference(tiny_llama):
+    model = load_model(str(tiny_llama))
+    text = " ".join(TEXTS[:6])
+    engine = Engine(EngineConfig(device="cpu", max_length=16, batch_size=4))
+    (got,) = engine.token_logprobs(model, [text])
+    tokens = model.tokenizer(text)["input_ids"]
+    expected = []
+    for inputs, targets in rolling_windows(tokens, 16, prefix_token(model.tokenizer)):
+        with torch.inference_mode():
+            lp = torch.log_softmax(model.module(torch.tensor([inputs])).logits.float(), -1)[0]
+        expected += [float(lp[j, t]) for j, t in enumerate(targets)]
+    assert len(got) == len(tokens)
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_divergence_from_itself_is_zero_and_from_another_model_is_not(tiny_llama, tiny_llama_other):
+    model, other = load_model(str(tiny_llama)), load_model(str(tiny_llama_other))
+    engine = Engine(EngineConfig(device="cpu", max_length=32))
+    texts = [" ".join(TEXTS[:4]), TEXTS[5]]
+    (same, _), (diff, _) = (engine.token_divergence(model, ref, texts) for ref in (model, other))
+    assert same.shape[1] == 4 and np.allclose(same[:, 2], 0, atol=1e-6) and same[:, 3].all()
+    assert np.allclose(same[:, 0], same[:, 1]) and diff[:, 2].mean() > 0.01 and diff[:, 3].mean() < 1
+    np.testing.assert_allclose(diff[:, 0], engine.token_logprobs(model, texts)[0], atol=1e-5)
