@@ -22,13 +22,13 @@ from audit import causal_lm
 from audit.cache import PredictionCache
 from audit.causal_lm import Continuations
 from audit.errors import AuditError, ModelError
-from audit.models import CAUSAL_LM, ENGINE_MAX_LENGTH, Alignment, LoadedModel
+from audit.models import CAUSAL_LM, CLASSIFIER, ENGINE_MAX_LENGTH, Alignment, LoadedModel
 
 
 # Measured on a 2-core CPU (benchmarks/engine_bench.py): small batches keep activations in cache,
 # 64 rows / 4096 tokens ran SST-2 ~1.8x faster than 512 / 16384. GPUs want large batches. A causal
 # LM's logits are rows x tokens x vocabulary (49k for SmolLM2), so its budget is smaller.
-DEFAULT_BATCHING = {("cpu", "classifier"): (64, 4096), ("cuda", "classifier"): (256, 65536),
+DEFAULT_BATCHING = {("cpu", CLASSIFIER): (64, 4096), ("cuda", CLASSIFIER): (256, 65536),
                     ("cpu", CAUSAL_LM): (16, 2048), ("cuda", CAUSAL_LM): (64, 16384)}
 
 
@@ -99,7 +99,7 @@ class Engine:
     def __post_init__(self):
         self.device = resolve_device(self.config.device)
 
-    def batching(self, device=None, kind: str = "classifier") -> tuple[int, int]:
+    def batching(self, device=None, kind: str = CLASSIFIER) -> tuple[int, int]:
         """(rows, padded tokens) per batch: the configured values, else the device's and model kind's defaults."""
         rows, tokens = DEFAULT_BATCHING[(device or self.device).type, kind]
         return self.config.batch_size or rows, self.config.batch_tokens or tokens
@@ -195,8 +195,8 @@ class Engine:
 
         module, device = self._module(model)
         ref_module = self._module(reference)[0] if reference is not None else None
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) \
-            if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+        autocast = torch.autocast("cuda", dtype=self.compute_dtype()) if device.type == "cuda" \
+            else torch.autocast("cpu", enabled=False)
         with torch.inference_mode(), autocast:
             for idx in tqdm(length_batches(lengths, *self.batching(device, model.kind)), desc=desc, unit="batch",
                             disable=None, leave=False):
@@ -206,6 +206,14 @@ class Engine:
                 self.stats.batches += 1
                 self.stats.tokens += int(lengths[idx].sum())
         self.stats.computed += len(lengths)
+
+    def compute_dtype(self, model: LoadedModel | None = None):
+        """What attention runs in: autocast's half precision on CUDA, else the model's own dtype."""
+        import torch
+
+        if self.device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return next(model.module.parameters()).dtype if model is not None else torch.float32
 
     @staticmethod
     def _logits(module, model: LoadedModel, inputs: dict):
@@ -256,7 +264,7 @@ class Engine:
         self.stats.truncated += sum(p.truncated for p in packed)
         lengths = np.array([len(p.ids) for p in packed], dtype=np.int64)
         out = [np.zeros((len(p.spans), 3), dtype=np.float32) for p in packed]
-        dtype = next(model.module.parameters()).dtype if self.device.type == "cpu" else torch.float32
+        dtype = self.compute_dtype(model)  # an additive mask must match the attention scores' dtype
 
         def build(idx):
             ids, mask, pos = causal_lm.batch_tensors([packed[i] for i in idx], prefix, dtype)
