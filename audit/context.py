@@ -6,9 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+import numpy as np
+
 from audit.contract import Estimate
-from audit.data import Split, read_split
-from audit.suite import Suite
+from audit.data import Split, get_field, read_split, render_choices, stem_field
+from audit.suite import DataSpec, Suite
 
 if TYPE_CHECKING:
     from audit.contamination.corpus import CorpusSource
@@ -24,6 +26,35 @@ class ProbeResult:
     baseline_metrics: dict[str, Estimate | float | None] | None = None
     details: dict[str, Any] = field(default_factory=dict)
     delta_ci: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+@dataclass
+class Editable:
+    """What attacks and corruptions edit in a split: a classifier's texts, or a multiple-choice item's question
+    (its stem field), which is then rebuilt into the item's prompt and choices to be scored."""
+
+    split: Split
+    spec: DataSpec | None  # None for a classifier's texts
+    suite: Suite
+
+    @property
+    def texts(self) -> list[str]:
+        if self.split.records is None:
+            return self.split.texts
+        field = stem_field(self.spec)
+        return [str(get_field(r, field)) for r in self.split.records]
+
+    def proba(self, scorer: "Scorer") -> Callable[[list[str], list[int]], np.ndarray]:
+        """``proba(texts, owners)``: the scorer's choice distribution for edited texts, ``owners[i]`` being the
+        row of the split whose item ``texts[i]`` replaces the question of."""
+        if self.split.records is None:
+            return lambda texts, owners: scorer.proba(texts)
+
+        def proba(texts: list[str], owners: list[int]) -> np.ndarray:
+            items, _ = render_choices(self.split.subset(np.asarray(owners, dtype=np.int64)), self.spec, self.suite.labels,
+                                      self.suite.task, stems=list(texts))
+            return scorer.proba(items)
+        return proba
 
 
 @dataclass
@@ -47,6 +78,12 @@ class ProbeContext:
     def cap(self, size: int | None) -> int | None:
         """A sample size under ``--limit``: the smaller of the two (None means all)."""
         return min(s for s in (size, self.limit) if s is not None) if size is not None or self.limit else None
+
+    def editable(self, split: Split, name: str = "eval") -> Editable:
+        """The editable texts of the eval split (or of shift set ``name``) and how to score edits of them."""
+        if split.records is None:
+            return Editable(split, None, self.suite)
+        return Editable(split, self.suite.eval if name == "eval" else self.suite.shift_sets[name], self.suite)
 
     def corpora(self, text_field: str | None = None) -> list["CorpusSource"]:
         """The training data: the suite's reference split, always, then every --train-data corpus."""

@@ -9,6 +9,7 @@ file and, where there is one, the line.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -22,7 +23,8 @@ import numpy as np
 
 from audit.errors import DataError
 from audit.causal_lm import Continuations
-from audit.suite import LAST_WORD, MULTIPLE_CHOICE, PERPLEXITY, DataSpec, Suite, TaskSpec, template_fields
+from audit.suite import (CHOICES_SLOT, LAST_WORD, MULTIPLE_CHOICE, PERPLEXITY, DataSpec, Prompt, Suite, TaskSpec,
+                         template_fields)
 
 FORMATS = (".tsv", ".csv", ".jsonl", ".parquet", ".txt")
 FIELD_LIMIT = 4 << 20  # characters in one CSV/TSV field; a longer one is nearly always an unclosed quote
@@ -38,7 +40,9 @@ class Split:
     ``texts`` are what text analyses read (contamination, length, rarity, report examples); ``items``, when
     given, are what a causal LM scores (a multiple-choice item's context and choices, a last word), so a
     probe scores ``inputs``: the items, else the texts. ``groups`` (contrast sets) name the pair each row
-    belongs to; ``slices`` hold fields to slice by (e.g. an MMLU subject)."""
+    belongs to; ``slices`` hold fields to slice by (e.g. an MMLU subject). A multiple-choice split keeps its
+    source ``records`` (and each item's few-shot ``prefixes``) so that probes can render its items again
+    another way (another prompt, another choice order, an edited question: ``render_choices``)."""
 
     name: str
     texts: list[str]
@@ -47,6 +51,8 @@ class Split:
     groups: np.ndarray | None = None
     items: list | None = None
     slices: dict[str, np.ndarray] | None = None
+    records: list[dict] | None = None
+    prefixes: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -56,10 +62,11 @@ class Split:
         return self.items if self.items is not None else self.texts
 
     def subset(self, idx: np.ndarray) -> "Split":
-        return Split(self.name, [self.texts[i] for i in idx], self.labels[idx], self.rows[idx],
-                     None if self.groups is None else self.groups[idx],
-                     None if self.items is None else [self.items[i] for i in idx],
-                     None if self.slices is None else {k: v[idx] for k, v in self.slices.items()})
+        pick = lambda xs: None if xs is None else [xs[i] for i in idx]
+        return Split(self.name, pick(self.texts), self.labels[idx], self.rows[idx],
+                     None if self.groups is None else self.groups[idx], pick(self.items),
+                     None if self.slices is None else {k: v[idx] for k, v in self.slices.items()},
+                     pick(self.records), pick(self.prefixes))
 
     def sample(self, size: int | None, seed: int) -> "Split":
         """A seeded sample of ``size`` rows in source order (whole groups when grouped), or the whole split."""
@@ -247,14 +254,26 @@ def has_field(record: dict, path: str) -> bool:
         return False
 
 
-def text_of(record: dict, spec: DataSpec, where: str) -> str:
-    """The item's text: its ``text_field``, or ``text_template`` filled from the record's fields."""
-    if spec.text_template is None:
-        value = get_field(record, spec.text_field)
+def stem_field(spec: DataSpec) -> str:
+    """The field holding the item's own text (the question): the text field, else the template's first field
+    (attacks and corruptions edit it, never the prompt's fixed words)."""
+    return spec.text_field or next(f for f in template_fields(spec.text_template, spec.name) if f != CHOICES_SLOT)
+
+
+def text_of(record: dict, spec: DataSpec, where: str = "", *, template: str | None = None, listing: str | None = None,
+            stem: str | None = None) -> str:
+    """The item's text: its ``text_field``, or a template (``spec.text_template`` or ``template``) filled from
+    the record's fields; in a multiple-choice template ``{choices}`` is ``listing``; ``stem``, when given,
+    replaces the value of the stem field."""
+    template = template or spec.text_template
+    own = stem_field(spec) if stem is not None else None
+    if template is None:
+        value = stem if stem is not None else get_field(record, spec.text_field)
         return "" if value is None else str(value)
     out = []
-    for literal, name, _, _ in string.Formatter().parse(spec.text_template):
-        value = get_field(record, name) if name is not None else ""
+    for literal, name, _, _ in string.Formatter().parse(template):
+        value = "" if name is None else stem if name == own else listing if name == CHOICES_SLOT and listing is not None \
+            else get_field(record, name)
         out.append(literal + ("" if value is None else str(value)))
     return "".join(out)
 
@@ -262,7 +281,8 @@ def text_of(record: dict, spec: DataSpec, where: str) -> str:
 def required_fields(spec: DataSpec) -> dict[str, str]:
     """Spec key -> field name, for every field a record must have."""
     text = {"text_field": spec.text_field} if spec.text_field else \
-        {f"text_template field '{f}'": f for f in template_fields(spec.text_template, spec.name)}
+        {f"text_template field '{f}'": f for f in template_fields(spec.text_template, spec.name)
+         if not (f == CHOICES_SLOT and spec.multiple_choice)}
     keys = ("label_field", "pair_field", "choices_field", "choice_labels_field", "target_field", "slice_field")
     return {**text, **{k: getattr(spec, k) for k in keys if getattr(spec, k)},
             **{f"choices_fields '{f}'": f for f in spec.choices_fields or ()}}
@@ -271,33 +291,25 @@ def required_fields(spec: DataSpec) -> dict[str, str]:
 def read_split(spec: DataSpec, labels: tuple[str, ...], task: TaskSpec = TaskSpec()) -> Split:
     """Read one split as items of the suite's task: labelled texts, multiple-choice items, running text or
     context + last word; labels map onto ``labels`` indices."""
-    texts, ys, rows, groups, items, slices = [], [], [], [], [], []
+    texts, ys, rows, groups, items, slices, records = [], [], [], [], [], [], []
     fields = required_fields(spec)
     delimiter = task.target_delimiter
     for n, record in spec_records(spec):
         where = f"{spec.path}:{n}"
-        for key, name in fields.items():
-            if not has_field(record, name):
-                raise DataError(f"no field '{name}' (fields: {', '.join(map(str, record))})", where,
-                                f"set {key.split()[0]} in the suite to the field that holds it" + (
-                                    ", or name a headerless file's fields with columns:" if spec.columns is None else ""))
-        text = text_of(record, spec, where)
+        check_fields(record, fields, spec, where)
         if task.kind == MULTIPLE_CHOICE:
-            choices = choices_of(record, spec, where)
-            gold = gold_index(record, spec, choices, where)
-            if len(choices) > len(labels):
-                raise DataError(f"the item has {len(choices)} choices and the suite names {len(labels)} labels", where,
-                                "list one label per choice position in the suite's labels:")
-            items.append(Continuations(text, tuple(delimiter + c for c in choices)))
-            texts.append(text + delimiter + choices[gold])
+            item, text, gold = choice_item(record, spec, labels, task, where)
+            items.append(item)
+            texts.append(text)
             ys.append(gold)
+            records.append(record)
         elif task.kind == LAST_WORD:
-            target = str(get_field(record, spec.target_field))
+            text, target = text_of(record, spec, where), str(get_field(record, spec.target_field))
             items.append(Continuations(text, (delimiter + target,)))
             texts.append(text + delimiter + target)
             ys.append(0)
         else:
-            texts.append(text)
+            texts.append(text_of(record, spec, where))
             ys.append(label_index(get_field(record, spec.label_field), spec, labels, where) if task.labelled else 0)
         rows.append(n)
         if spec.pair_field:
@@ -308,7 +320,49 @@ def read_split(spec: DataSpec, labels: tuple[str, ...], task: TaskSpec = TaskSpe
         raise DataError("no rows", spec.path, "the split needs at least one example")
     return Split(spec.name, texts, np.asarray(ys, dtype=np.int64), np.asarray(rows, dtype=np.int64),
                  np.asarray(groups) if spec.pair_field else None, items if items else None,
-                 {spec.slice_field: np.asarray(slices)} if spec.slice_field else None)
+                 {spec.slice_field: np.asarray(slices)} if spec.slice_field else None, records or None)
+
+
+def check_fields(record: dict, fields: dict[str, str], spec: DataSpec, where: str) -> None:
+    for key, name in fields.items():
+        if not has_field(record, name):
+            raise DataError(f"no field '{name}' (fields: {', '.join(map(str, record))})", where,
+                            f"set {key.split()[0]} in the suite to the field that holds it" + (
+                                ", or name a headerless file's fields with columns:" if spec.columns is None else ""))
+
+
+def choice_item(record: dict, spec: DataSpec, labels: tuple[str, ...], task: TaskSpec, where: str, *,
+                prompt: Prompt | None = None, order=None, stem: str | None = None) -> tuple[Continuations, str, int]:
+    """(scoring request, text, gold index) of one multiple-choice item, rendered with the split's own template
+    or ``prompt``, its choices in ``order`` (order[i] = the source index of the choice shown at position i)
+    and its stem replaced by ``stem``. The answers are the choices' texts, or with ``answer: letter`` the
+    positions' labels (A, B, ...)."""
+    choices = choices_of(record, spec, where)
+    gold = gold_index(record, spec, choices, where)
+    if len(choices) > len(labels):
+        raise DataError(f"the item has {len(choices)} choices and the suite names {len(labels)} labels", where,
+                        "list one label per choice position in the suite's labels:")
+    if order is not None:
+        choices, gold = [choices[j] for j in order], list(order).index(gold)
+    listing = "\n".join(f"{labels[i]}. {c}" for i, c in enumerate(choices))
+    context = text_of(record, spec, where, template=prompt.template if prompt else None, listing=listing, stem=stem)
+    answers = labels[:len(choices)] if (prompt.answer if prompt else spec.answer) == "letter" else choices
+    continuations = tuple(task.target_delimiter + a for a in answers)
+    return Continuations(context, continuations), context + continuations[gold], gold
+
+
+def render_choices(split: Split, spec: DataSpec, labels: tuple[str, ...], task: TaskSpec, *, prompt: Prompt | None = None,
+                   orders=None, stems: list[str] | None = None) -> tuple[list[Continuations], np.ndarray]:
+    """A multiple-choice split's items rendered again (see ``choice_item``), each after its few-shot prefix;
+    returns the items and their gold indices (which move with the order)."""
+    items, golds = [], []
+    for i, record in enumerate(split.records):
+        item, _, gold = choice_item(record, spec, labels, task, f"{spec.path}:{split.rows[i]}", prompt=prompt,
+                                    order=None if orders is None else orders[i], stem=None if stems is None else stems[i])
+        prefix = split.prefixes[i] if split.prefixes else ""
+        items.append(Continuations(prefix + item.context, item.continuations))
+        golds.append(gold)
+    return items, np.asarray(golds, dtype=np.int64)
 
 
 def choices_of(record: dict, spec: DataSpec, where: str) -> list[str]:
@@ -352,15 +406,15 @@ def with_fewshot(split: Split, pool: Split, task: TaskSpec, same_split: bool) ->
     if len(pool) - int(same_split) < task.fewshot:
         raise DataError(f"{task.fewshot} few-shot examples asked, the pool has {len(pool)} items", pool.name,
                         "lower fewshot.k or name a larger fewshot split")
-    items = []
+    items, prefixes = [], []
     for i, item in enumerate(split.items):
         rng = np.random.default_rng([task.fewshot_seed, int(split.rows[i])])
         options = candidates[pool.rows != split.rows[i]] if same_split else candidates
         shots = rng.choice(options, size=task.fewshot, replace=False)
-        prefix = task.fewshot_delimiter.join(pool.items[j].context + pool.items[j].continuations[pool.labels[j]]
-                                             for j in shots)
-        items.append(Continuations(prefix + task.fewshot_delimiter + item.context, item.continuations))
-    return Split(split.name, split.texts, split.labels, split.rows, split.groups, items, split.slices)
+        prefixes.append(task.fewshot_delimiter.join(pool.items[j].context + pool.items[j].continuations[pool.labels[j]]
+                                                    for j in shots) + task.fewshot_delimiter)
+        items.append(Continuations(prefixes[-1] + item.context, item.continuations))
+    return dataclasses.replace(split, items=items, prefixes=prefixes)
 
 
 def read_suite_data(suite: Suite) -> dict[str, Split]:
@@ -374,6 +428,11 @@ def read_suite_data(suite: Suite) -> dict[str, Split]:
         for name in list(splits):
             pool = splits[task.fewshot_split or name]
             splits[name] = with_fewshot(splits[name], pool, task, same_split=pool is splits[name])
+    for name, prompt in suite.prompts.items():  # every prompt variant renders every eval item
+        fields = {f"prompts.{name}.template field '{f}'": f for f in template_fields(prompt.template, name)
+                  if f != CHOICES_SLOT}
+        for record, row in zip(splits["eval"].records, splits["eval"].rows):
+            check_fields(record, fields, suite.eval, f"{suite.eval.path}:{row}")
     text = TaskSpec(PERPLEXITY)
     return splits | {name: read_split(spec, (), text) for name, spec in suite.text_sets.items()}
 

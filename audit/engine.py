@@ -12,6 +12,7 @@ log-likelihoods of running text, alone or next to a reference model's (KL diverg
 
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -135,6 +136,15 @@ class Engine:
         engine's max length)."""
         return self._cached(model, list(texts), lambda t: f"rolling\0{max_tokens}\0{t}",
                             lambda todo: [r[0] for r in self._rolling(model, todo, None, max_tokens, desc)])
+
+    def token_stats(self, model: LoadedModel, texts: Sequence[str], max_tokens: int | None = None,
+                    desc: str = "scoring") -> list[np.ndarray]:
+        """Per text, an array (tokens, 3): each token's log-likelihood, and the mean and standard deviation of
+        the log-likelihood over the model's whole next-token distribution there (what Min-K%++ normalizes by)."""
+        rows = self._cached(model, list(texts), lambda t: f"stats\0{max_tokens}\0{t}",
+                            lambda todo: [np.stack(r, axis=1).reshape(-1)
+                                          for r in self._rolling(model, todo, None, max_tokens, desc, stats=True)])
+        return [r.reshape(-1, 3) for r in rows]
 
     def token_divergence(self, model: LoadedModel, reference: LoadedModel, texts: Sequence[str],
                          max_tokens: int | None = None, desc: str = "comparing") -> list[np.ndarray]:
@@ -265,16 +275,22 @@ class Engine:
         lengths = np.array([len(p.ids) for p in packed], dtype=np.int64)
         out = [np.zeros((len(p.spans), 3), dtype=np.float32) for p in packed]
         dtype = self.compute_dtype(model)  # an additive mask must match the attention scores' dtype
+        where = [causal_lm.predicting_positions(p) for p in packed]
+        # Only the positions that predict a continuation token need the LM head (a vocabulary-wide projection,
+        # a fifth of SmolLM2's compute); transformers' logits_to_keep takes the batch's union of them.
+        trim = "logits_to_keep" in inspect.signature(model.module.forward).parameters
+        keep = lambda idx: torch.tensor(sorted({at for i in idx for _, at, _ in where[i]}))
 
         def build(idx):
             ids, mask, pos = causal_lm.batch_tensors([packed[i] for i in idx], prefix, dtype)
-            return {"input_ids": ids, "attention_mask": mask, "position_ids": pos}
+            return {"input_ids": ids, "attention_mask": mask, "position_ids": pos} | (
+                {"logits_to_keep": keep(idx)} if trim else {})
 
         def read(idx, logits):
+            column = keep(idx) if trim else torch.arange(logits.shape[1])
             for row, i in enumerate(idx):
-                where = causal_lm.predicting_positions(packed[i])
-                k, at, token = (torch.tensor(c) for c in zip(*where))
-                logprobs = torch.log_softmax(logits[row, at], dim=-1)
+                k, at, token = (torch.tensor(c) for c in zip(*where[i]))
+                logprobs = torch.log_softmax(logits[row, torch.searchsorted(column, at)], dim=-1)
                 chosen = logprobs[torch.arange(len(token)), token].double().cpu()
                 greedy = (logprobs.argmax(dim=-1).cpu() == token)
                 for c in range(len(packed[i].spans)):
@@ -285,8 +301,9 @@ class Engine:
         return [o.reshape(-1) for o in out]
 
     def _rolling(self, model: LoadedModel, texts: list[str], reference: LoadedModel | None, max_tokens: int | None,
-                 desc: str) -> list[list[np.ndarray]]:
-        """Per text: [token log-likelihoods] alone, or [model's, reference's, KL, top-1 agreement] with a reference."""
+                 desc: str, stats: bool = False) -> list[list[np.ndarray]]:
+        """Per text: [token log-likelihoods] alone, [log-likelihoods, mean, std of the distribution's log-likelihood]
+        with ``stats``, or [model's, reference's, KL, top-1 agreement] with a reference."""
         import torch
 
         prefix = causal_lm.prefix_token(model.tokenizer)
@@ -310,6 +327,12 @@ class Engine:
                 inputs, targets = windows[i][1]
                 at, target = torch.arange(len(inputs)), torch.tensor(targets)
                 lp = torch.log_softmax(logits[row, :len(inputs)], dim=-1)
+                if stats:
+                    p = lp.exp()
+                    mu = (p * lp).sum(dim=-1)
+                    sigma = ((p * lp.square()).sum(dim=-1) - mu.square()).clamp_min(1e-12).sqrt()
+                    parts[i] = [x.double().cpu().numpy() for x in (lp[at, target], mu, sigma)]
+                    continue
                 if ref_logits is None:
                     parts[i] = [lp[at, target].double().cpu().numpy()]
                     continue
@@ -323,7 +346,7 @@ class Engine:
         for (t, _), part in zip(windows, parts):
             per_text[t].append(part)
         return [[np.concatenate([p[j] for p in chunks]).astype(np.float32) for j in range(len(chunks[0]))]
-                if chunks else [np.zeros(0, np.float32)] * (4 if reference else 1) for chunks in per_text]
+                if chunks else [np.zeros(0, np.float32)] * (4 if reference else 3 if stats else 1) for chunks in per_text]
 
 
 @dataclass

@@ -23,10 +23,13 @@ from audit.errors import SpecError, did_you_mean
 SUITES_DIR = Path(str(importlib.resources.files("audit.suites")))  # the repository's suites/ folder
 
 TOP_KEYS = {"include", "name", "description", "task", "labels", "target_delimiter", "fewshot", "data", "shift_sets",
-            "text_sets", "probes", "gates", "max_length", "inconclusive", "min_samples"}
+            "text_sets", "prompts", "probes", "gates", "max_length", "inconclusive", "min_samples"}
 DATA_KEYS = {"path", "text_field", "text_template", "label_field", "label_map", "columns", "hf_config", "hf_split",
              "description", "sample", "pair_field", "choices_field", "choices_fields", "choices", "gold",
-             "choice_labels_field", "target_field", "slice_field"}
+             "choice_labels_field", "answer", "target_field", "slice_field"}
+PROMPT_KEYS = {"template", "answer", "description"}
+ANSWERS = ("text", "letter")  # a multiple-choice item's continuations: the choices' texts, or the positions' labels
+CHOICES_SLOT = "choices"  # in a multiple-choice template, {choices} lists the item's choices as "A. text" lines
 CLASSIFICATION, MULTIPLE_CHOICE, PERPLEXITY, LAST_WORD = "classification", "multiple_choice", "perplexity", "last_word"
 TASKS = (CLASSIFICATION, MULTIPLE_CHOICE, PERPLEXITY, LAST_WORD)
 LABELLED = (CLASSIFICATION, MULTIPLE_CHOICE)  # tasks whose items have a gold label among the suite's labels
@@ -65,12 +68,31 @@ class DataSpec:
     choices: tuple[str, ...] | None = None  # the same choices for every item (e.g. the letters A-D)
     gold: str = "index"
     choice_labels_field: str | None = None
+    answer: str = "text"  # multiple choice: score the choices' texts, or the positions' labels (A, B, ...)
     target_field: str | None = None  # last_word: the word to predict
     slice_field: str | None = None  # a field to slice the long-tail probe by (e.g. an MMLU subject)
 
     @property
     def is_hub(self) -> bool:
         return self.path.startswith("hf:")
+
+    @property
+    def multiple_choice(self) -> bool:
+        return bool(self.choices_field or self.choices_fields or self.choices)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """Another way to ask a multiple-choice suite's items: a template over the eval split's fields (``{choices}``
+    lists the choices) and whether the answers are the choices' texts or the positions' labels."""
+
+    template: str
+    answer: str = "text"
+    description: str = ""
+
+    @property
+    def lists_choices(self) -> bool:
+        return CHOICES_SLOT in template_fields(self.template, "prompt")
 
 
 @dataclass(frozen=True)
@@ -132,6 +154,12 @@ class Suite:
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
     task: TaskSpec = field(default_factory=TaskSpec)
     text_sets: dict[str, DataSpec] = field(default_factory=dict)  # running text (perplexity, KL) for LM suites
+    prompts: dict[str, Prompt] = field(default_factory=dict)  # multiple choice: other prompts for the same items
+
+    def prompt(self, name: str | None) -> Prompt:
+        """A declared prompt, or (None) the eval split's own."""
+        return self.prompts[name] if name else Prompt(self.eval.text_template or "{" + self.eval.text_field + "}",
+                                                     self.eval.answer, "the suite's own prompt")
 
     def sha256(self) -> str:
         h = hashlib.sha256()
@@ -143,7 +171,7 @@ class Suite:
         """What probe parameters with ``choices_from`` may name."""
         return {"shift_sets": tuple(self.shift_sets), "splits": ("reference", *self.shift_sets) if self.reference
                 else tuple(self.shift_sets), "text_sets": ("eval", *self.text_sets) if self.task.kind == PERPLEXITY
-                else tuple(self.text_sets)}
+                else tuple(self.text_sets), "prompts": tuple(self.prompts)}
 
     def probe_params(self, name: str, given: dict[str, Any] | None = None) -> dict[str, Any]:
         """A probe's full parameters: declared defaults, overlaid with the suite's (or ``given``)."""
@@ -318,7 +346,8 @@ def _build(doc: dict[str, Any], path: Path, files: tuple[Path, ...]) -> Suite:
     suite = Suite(name=name, description=str(doc.get("description", "")), path=path, files=files, labels=labels,
                   eval=splits["eval"], reference=splits.get("reference"), shift_sets=shift_sets,
                   probes=_probes(doc.get("probes") or {}, task.kind, where), gates=(), max_length=max_length,
-                  inconclusive_fails=inconclusive == "fail", raw=doc, task=task, text_sets=text_sets)
+                  inconclusive_fails=inconclusive == "fail", raw=doc, task=task, text_sets=text_sets,
+                  prompts=_prompts(doc, task.kind, where))
     params = {p: suite.probe_params(p) for p in suite.probes}  # every parameter value checked here
     gates = doc.get("gates") or []
     if not isinstance(gates, list):
@@ -366,6 +395,30 @@ def _named_specs(doc: dict, key: str, labels: tuple[str, ...], task: str, where:
     return {k: _data_spec(k, v, labels, task, f"{where}: {key}.{k}") for k, v in section.items()}
 
 
+def _prompts(doc: dict, task: str, where: str) -> dict[str, Prompt]:
+    section = doc.get("prompts") or {}
+    if section and task != MULTIPLE_CHOICE:
+        raise SpecError("prompts are for multiple_choice suites", f"{where}: prompts", "remove prompts:")
+    if not isinstance(section, dict):
+        raise SpecError("'prompts' must map names to {template: ...}", f"{where}: prompts",
+                        'e.g. prompts: {plain: {template: "{question}\\nAnswer:"}}')
+    out = {}
+    for name, spec in section.items():
+        here = f"{where}: prompts.{name}"
+        if not isinstance(name, str) or not NAME.match(name):
+            raise SpecError(f"prompt name {name!r} must be letters, digits, '_', '.' or '-'", f"{where}: prompts",
+                            "e.g. listed")
+        if not isinstance(spec, dict) or not isinstance(spec.get("template"), str):
+            raise SpecError("a prompt needs a template", here, 'e.g. {template: "Q: {question}\\nA:"}')
+        _check_keys(spec, PROMPT_KEYS, here)
+        template_fields(spec["template"], f"{here}.template")
+        answer = spec.get("answer", "text")
+        if answer not in ANSWERS:
+            raise SpecError(f"unknown answer {answer!r}", f"{here}.answer", did_you_mean(str(answer), ANSWERS))
+        out[name] = Prompt(spec["template"], answer, str(spec.get("description", "")))
+    return out
+
+
 def _positive_int(value: Any, where: str) -> int | None:
     if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
         raise SpecError(f"must be a positive integer, got {value!r}", where, "e.g. 30, or remove it")
@@ -397,7 +450,7 @@ def _data_spec(name: str, spec: Any, labels: tuple[str, ...], task: str, where: 
     for key in ("path",) + (("label_field",) if needs_label else ()) + (("target_field",) if task == LAST_WORD else ()):
         if not isinstance(spec.get(key), str) or not spec[key]:
             raise SpecError(f"missing '{key}'", where, f"add {key}: ...")
-    task_keys = {MULTIPLE_CHOICE: {"choices_field", "choices_fields", "choices", "gold", "choice_labels_field"},
+    task_keys = {MULTIPLE_CHOICE: {"choices_field", "choices_fields", "choices", "gold", "choice_labels_field", "answer"},
                  LAST_WORD: {"target_field"}}
     for key in set().union(*task_keys.values()) - task_keys.get(task, set()):
         if key in spec:
@@ -413,7 +466,8 @@ def _data_spec(name: str, spec: Any, labels: tuple[str, ...], task: str, where: 
         if spec.get(key) is not None and (not isinstance(spec[key], str) or not spec[key]):
             raise SpecError(f"'{key}' must be a non-empty string", f"{where}.{key}", f"e.g. {key}: ...")
     choices = _choices(spec, task, where)
-    fields = ([text_field] if text_field else template_fields(template, f"{where}.text_template")) + \
+    fields = ([text_field] if text_field else [f for f in template_fields(template, f"{where}.text_template")
+                                               if not (f == CHOICES_SLOT and task == MULTIPLE_CHOICE)]) + \
         [spec[k] for k in ("label_field", "pair_field", "choices_field", "choice_labels_field", "target_field",
                            "slice_field") if spec.get(k)] + list(choices.get("choices_fields") or ())
     columns = spec.get("columns")
@@ -468,8 +522,11 @@ def _choices(spec: dict, task: str, where: str) -> dict:
     if (gold == "choice_label") != (spec.get("choice_labels_field") is not None):
         raise SpecError("gold: choice_label goes with choice_labels_field (the field holding each choice's label)",
                         where, "e.g. gold: choice_label, choice_labels_field: question.choices.label")
+    answer = spec.get("answer", "text")
+    if answer not in ANSWERS:
+        raise SpecError(f"unknown answer {answer!r}", f"{where}.answer", did_you_mean(str(answer), ANSWERS))
     return {"choices_field": spec.get("choices_field"), "gold": gold, "choice_labels_field": spec.get("choice_labels_field"),
-            **{k: tuple(spec[k]) for k in ("choices_fields", "choices") if spec.get(k) is not None}}
+            "answer": answer, **{k: tuple(spec[k]) for k in ("choices_fields", "choices") if spec.get(k) is not None}}
 
 
 def _probes(section: Any, task: str, where: str) -> dict[str, dict[str, Any]]:

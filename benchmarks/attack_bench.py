@@ -69,7 +69,7 @@ def main() -> int:
 
     scorer = Scorer(Engine(EngineConfig(device="cpu")), model, align_labels(model.labels, model.labels))
     t0 = time.perf_counter()
-    ours = attack(scorer.proba, sample.texts, sample.labels, RECIPES["deepwordbug"], args.query_budget, args.seed,
+    ours = attack(lambda texts, _: scorer.proba(texts), sample.texts, sample.labels, RECIPES["deepwordbug"], args.query_budget, args.seed,
                   stopwords(), model.tokenizer.unk_token)
     our_seconds = time.perf_counter() - t0
     attacked = [r for r in ours if r.status != "skipped"]

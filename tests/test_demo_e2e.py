@@ -90,3 +90,10 @@ def test_lm_demo_ranks_a_harmless_a_costly_and_a_broken_build(tmp_path, demo_cac
     kl = [reports[b]["probes"]["perplexity"]["metrics"]["kl_mean"]["value"] for b in ("int8-weight", "int4-weight", "prune0.4")]
     assert kl[0] < 0.01 < kl[1] < kl[2]
     assert reports["int8-weight"]["probes"]["efficiency"]["metrics"]["weight_memory_ratio"]["value"] < 0.6
+    int8 = reports["int8-weight"]["probes"]
+    # SmolLM2 as shipped shows no canonical-order preference on ARC-Easy at the suite's alpha (measured p = 0.06)
+    assert int8["membership"]["baseline_metrics"]["exchangeability_p"]["value"] > 0.01
+    for probe, metric in [("choice_order", "consistency"), ("prompt_variants", "accuracy_spread"),
+                          ("adversarial", "deepwordbug_success_rate"), ("shift", "accuracy_arc_challenge")]:
+        assert int8[probe]["metrics"][metric]["value"] is not None, (probe, metric)
+        assert int8[probe]["baseline_metrics"][metric]["value"] is not None, (probe, metric)

@@ -62,7 +62,7 @@ def test_paired_consistency_needs_both_members_right():
     assert _paired_consistency(right, np.array(["a", "a", "b", "b", "c", "c"])) == pytest.approx(1 / 3)
 
 
-def constant_proba(texts):
+def constant_proba(texts, owners=None):
     return np.tile([0.9, 0.1], (len(texts), 1))
 
 
@@ -74,7 +74,7 @@ def test_attack_on_a_one_class_model_skips_its_wrong_items_and_wins_none():
         assert all(r.queries <= 100 for r in results)
 
 
-def keyword_proba(texts):
+def keyword_proba(texts, owners=None):
     """Positive iff a sentiment word survives intact: character edits can defeat it."""
     score = np.array([sum(w in ("good", "great", "charming", "best") for w in t.split())
                       - sum(w in ("bad", "dull", "worst") for w in t.split()) for t in texts], dtype=float)
@@ -110,6 +110,8 @@ def test_query_budget_is_respected():
 
 class FunctionScorer:
     """A scorer whose probabilities come from a function of the texts."""
+
+    is_lm = False
 
     def __init__(self, proba, role):
         self.proba, self.role = proba, role

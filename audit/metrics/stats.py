@@ -44,6 +44,16 @@ def bootstrap_ci(statistic, arrays, n_boot: int = 200, confidence: float = 0.95,
     return float(low), float(high)
 
 
+def two_sample_bootstrap_ci(statistic, a: np.ndarray, b: np.ndarray, n_boot: int = 1000, confidence: float = 0.95,
+                            seed: int = 0) -> tuple[float, float]:
+    """Percentile CI of ``statistic(a, b)`` for two independent samples, each resampled on its own."""
+    rng = np.random.default_rng(seed)
+    values = [statistic(a[rng.integers(0, len(a), len(a))], b[rng.integers(0, len(b), len(b))]) for _ in range(n_boot)]
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(values, [alpha, 1 - alpha])
+    return float(low), float(high)
+
+
 def block_bootstrap_ci(statistic, arrays, block: int, n_boot: int = 200, confidence: float = 0.95, seed: int = 0
                        ) -> tuple[float, float]:
     """Percentile CI of ``statistic(*arrays)`` for sequences whose neighbours are not independent (the tokens of

@@ -102,10 +102,12 @@ class AttackResult:
         return self.__dict__ | {"changes": [list(c) for c in self.changes]}
 
 
-def attack(proba: Callable[[list[str]], np.ndarray], texts: list[str], labels: np.ndarray, recipe: Recipe,
+def attack(proba: Callable[[list[str], list[int]], np.ndarray], texts: list[str], labels: np.ndarray, recipe: Recipe,
            query_budget: int, seed: int, stopwords: frozenset[str] = frozenset(), unk: str = "[UNK]") -> list[AttackResult]:
-    """Attack every text; an example the model already gets wrong is ``skipped`` (nothing to attack)."""
-    probs = proba(list(texts))
+    """Attack every text; an example the model already gets wrong is ``skipped`` (nothing to attack).
+    ``proba(texts, owners)`` scores variants of the examples, ``owners[i]`` being the index of the example
+    that ``texts[i]`` is a variant of (a causal LM rebuilds that item around its edited question)."""
+    probs = proba(list(texts), list(range(len(texts))))
     attempts = []
     for i, (text, y) in enumerate(zip(texts, labels)):
         seps, words = split_words(text)
@@ -128,7 +130,7 @@ def attack(proba: Callable[[list[str]], np.ndarray], texts: list[str], labels: n
                 a.status = "failed"
             batch.extend((a, *c) for c in cands)
         if batch:
-            scores = proba([t for *_, t in batch])
+            scores = proba([t for *_, t in batch], [a.index for a, *_ in batch])
             best: dict[int, tuple] = {}
             for (a, i, word, _), p in zip(batch, scores):
                 a.queries += 1
@@ -174,7 +176,7 @@ def _rank_words(proba, attempts: list[Attempt], recipe, stopwords, unk, query_bu
     for a in attempts:
         idx = [i for i in range(len(a.words)) if _editable(a, i, recipe, stopwords)][:max(query_budget - a.queries, 0)]
         batch.extend((a, i, _render(a.seps, a.words[:i] + [unk] + a.words[i + 1:])) for i in idx)
-    scores = proba([t for _, _, t in batch]) if batch else np.zeros((0, 1))
+    scores = proba([t for _, _, t in batch], [a.index for a, _, _ in batch]) if batch else np.zeros((0, 1))
     importance: dict[int, list[tuple[float, int]]] = {a.index: [] for a in attempts}
     for (a, i, _), p in zip(batch, scores):
         a.queries += 1

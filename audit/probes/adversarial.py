@@ -1,7 +1,9 @@
 """Black-box character-level attacks (DeepWordBug, Pruthi et al. recipes) on the same seeded sample for
 the model and the baseline, all queries through the engine; success rate, accuracy under attack, words
-perturbed, queries, and transfer of the baseline's adversarial examples to the model. ``textattack_*``
-recipes run textattack's own implementation (optional backend) through the same engine."""
+perturbed, queries, and transfer of the baseline's adversarial examples to the model. A multiple-choice
+item's question (its stem) is attacked, each edit rebuilt into the prompt and scored over the choices;
+words are ranked by deleting them (an LM has no unknown token to put in their place). ``textattack_*``
+recipes run textattack's own implementation (optional backend, classifiers only) through the same engine."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from audit.perturb.attack import RECIPES, AttackResult, attack
 from audit.perturb.edits import stopwords
 
 SPEC = {
+    "tasks": ["classification", "multiple_choice"],
     "params": {
         "recipes": {"type": "list", "default": ["deepwordbug", "pruthi"],
                     "choices": ["deepwordbug", "pruthi", "charmix", "textattack_deepwordbug", "textattack_pruthi"]},
@@ -40,16 +43,19 @@ TEXTATTACK = "textattack_"
 def run(ctx: ProbeContext, *, recipes: list[str], sample_size: int, query_budget: int, max_examples: int,
         confidence: float) -> ProbeResult:
     sample = ctx.eval.sample(sample_size, ctx.seed)
+    edit = ctx.editable(sample)
+    texts = edit.texts
     ours = [r for r in recipes if not r.startswith(TEXTATTACK)]
     theirs = [r.removeprefix(TEXTATTACK) for r in recipes if r.startswith(TEXTATTACK)]
-    runs = [(r, lambda s, r=r: attack(s.proba, sample.texts, sample.labels, RECIPES[r], query_budget, ctx.seed,
+    runs = [(r, lambda s, r=r: attack(edit.proba(s), texts, sample.labels, RECIPES[r], query_budget, ctx.seed,
                                       stopwords(), unk_token(s))) for r in ours]
     details: dict = {"n": len(sample), "n_eval": len(ctx.eval), "query_budget": query_budget, "confidence": confidence,
                      "recipes": {r: RECIPES[r].paper for r in ours}, "examples": {},
                      "sampled": [f"attacks: {len(sample)} of {len(ctx.eval)} eval rows"] if len(sample) < len(ctx.eval) else []}
     missing: dict[str, Estimate] = {}
-    if theirs and textattack_backend.load() is None:
-        reason = f"textattack is not installed: {textattack_backend.INSTALL}"
+    if theirs and (ctx.model.is_lm or textattack_backend.load() is None):
+        reason = "textattack's recipes attack classifiers only" if ctx.model.is_lm else \
+            f"textattack is not installed: {textattack_backend.INSTALL}"
         details["textattack"] = {"status": "skipped", "reason": reason}
         missing = {f"{TEXTATTACK}{r}_{s}": Estimate(None, note=reason) for r in theirs for s in STATS
                    if s != "transfer_rate" or ctx.baseline is not None}
@@ -73,12 +79,13 @@ def run(ctx: ProbeContext, *, recipes: list[str], sample_size: int, query_budget
         details["examples"][name] = [r.as_dict() | {"row": int(sample.rows[r.index])}
                                      for r in mine if r.status == "success"][:max_examples]
         if ctx.baseline is not None:
-            result.metrics[f"{name}_transfer_rate"] = transfer_rate(ctx.model.predict, found["baseline"][name], mine)
+            result.metrics[f"{name}_transfer_rate"] = transfer_rate(edit.proba(ctx.model), found["baseline"][name], mine)
     return ProbeResult(result.metrics, result.baseline_metrics, details)
 
 
 def unk_token(scorer) -> str:
-    return getattr(scorer.model.tokenizer, "unk_token", None) or "[UNK]"
+    """What word-importance ranking puts in a word's place: the unknown token, or nothing for a causal LM."""
+    return "" if scorer.is_lm else getattr(scorer.model.tokenizer, "unk_token", None) or "[UNK]"
 
 
 def summarize(results: list[AttackResult], name: str, confidence: float) -> dict[str, Estimate | float]:
@@ -96,11 +103,12 @@ def summarize(results: list[AttackResult], name: str, confidence: float) -> dict
             f"{name}_n_attacked": float(len(attacked)), f"{name}_n_skipped": float(n - len(attacked))}
 
 
-def transfer_rate(predict, baseline_results: list[AttackResult], model_results: list[AttackResult]) -> Estimate:
+def transfer_rate(proba, baseline_results: list[AttackResult], model_results: list[AttackResult]) -> Estimate:
     """Share of the baseline's successful adversarial texts that also fool the model (on items the model
-    classified right before the attack)."""
+    classified right before the attack); ``proba(texts, owners)`` scores the model."""
     pairs = [(b, m) for b, m in zip(baseline_results, model_results) if b.status == "success" and m.status != "skipped"]
     if not pairs:
         return Estimate(None, note="no adversarial text of the baseline's to transfer")
-    fooled = predict([b.perturbed for b, _ in pairs]) != np.array([b.label for b, _ in pairs])
+    fooled = proba([b.perturbed for b, _ in pairs], [b.index for b, _ in pairs]).argmax(axis=1) != \
+        np.array([b.label for b, _ in pairs])
     return Estimate(float(fooled.mean()), n=len(pairs))

@@ -1,6 +1,7 @@
 """Accuracy under distribution shift: the suite's natural shift sets (seeded samples of the sizes the
-suite declares) and seeded synthetic corruptions of the eval split at three severities, each with
-its drop from in-distribution accuracy; paired consistency on contrast sets."""
+suite declares; for multiple choice, e.g. ARC-Easy -> ARC-Challenge) and seeded synthetic corruptions
+of the eval split at three severities (of a multiple-choice item's question), each with its drop from
+in-distribution accuracy; paired consistency on contrast sets."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from audit.metrics.stats import wilson_interval
 from audit.perturb.corruptions import SEVERITIES, corrupt
 
 SPEC = {
+    "tasks": ["classification", "multiple_choice"],
     "params": {
         "sets": {"type": "list", "default": None, "nullable": True, "choices_from": "shift_sets"},
         "corruptions": {"type": "list", "default": ["typo", "case", "punctuation", "word_drop", "word_swap", "rewrite"],
@@ -41,17 +43,20 @@ def run(ctx: ProbeContext, *, sets: list[str], corruptions: list[str], corruptio
         confidence: float) -> ProbeResult:
     shifted = {n: ctx.split(n).sample(ctx.cap(ctx.suite.shift_sets[n].sample), ctx.seed) for n in sets}
     clean = ctx.eval.sample(corruption_sample, ctx.seed)
-    variants = {(f, s): corrupt(clean.texts, f, s, ctx.seed, clean.rows) for f in corruptions for s in SEVERITIES}
+    edit = ctx.editable(clean)
+    originals = edit.texts
+    variants = {(f, s): corrupt(originals, f, s, ctx.seed, clean.rows) for f in corruptions for s in SEVERITIES}
+    owners = list(range(len(clean)))
     details = {"sets": {}, "corruptions": {"n": len(clean), "n_eval": len(ctx.eval), "families": corruptions,
                                            "severities": list(SEVERITIES),
-                                           "examples": _examples(clean, variants)}}
+                                           "examples": _examples(originals, variants)}}
 
     def measure(scorer) -> dict:
-        in_dist = float((scorer.predict(ctx.eval.texts) == ctx.eval.labels).mean())
+        in_dist = float((scorer.predict(ctx.eval.inputs) == ctx.eval.labels).mean())
         out: dict = {"in_distribution_accuracy": Estimate(in_dist, n=len(ctx.eval))}
         accuracy = {}
         for name, split in shifted.items():
-            right = scorer.predict(split.texts) == split.labels
+            right = scorer.predict(split.inputs) == split.labels
             accuracy[name] = float(right.mean())
             out |= {f"accuracy_{name}": Estimate(accuracy[name], wilson_interval(int(right.sum()), len(right), confidence),
                                                  len(right)),
@@ -68,8 +73,10 @@ def run(ctx: ProbeContext, *, sets: list[str], corruptions: list[str], corruptio
             details[f"worst_set_{scorer.role}"] = worst
             out |= {"worst_set_accuracy": out[f"accuracy_{worst}"], "worst_set_drop": out[f"drop_{worst}"]}
         if corruptions:
-            clean_acc = float((scorer.predict(clean.texts) == clean.labels).mean())
-            by_variant = {v: float((scorer.predict(texts) == clean.labels).mean()) for v, texts in variants.items()}
+            clean_acc = float((scorer.predict(clean.inputs) == clean.labels).mean())
+            proba = edit.proba(scorer)
+            by_variant = {v: float((proba(texts, owners).argmax(axis=1) == clean.labels).mean())
+                          for v, texts in variants.items()}
             family = {f: float(np.mean([by_variant[f, s] for s in SEVERITIES])) for f in corruptions}
             mean = float(np.mean(list(family.values())))
             n = len(clean)
@@ -97,8 +104,8 @@ def _paired_consistency(right: np.ndarray, groups: np.ndarray) -> float:
     return float(all_right.mean())
 
 
-def _examples(clean, variants, n: int = 3) -> list[dict]:
+def _examples(originals: list[str], variants, n: int = 3) -> list[dict]:
     """The first few eval items under each corruption at its highest severity, for the report."""
     top = max(SEVERITIES)
-    return [{"family": f, "severity": s, "original": clean.texts[i], "corrupted": texts[i]}
+    return [{"family": f, "severity": s, "original": originals[i], "corrupted": texts[i]}
             for (f, s), texts in variants.items() if s == top for i in range(min(n, len(texts)))]
