@@ -166,7 +166,7 @@ def check(model, benchmark, baseline, train_data, probes, shift_set, device, bat
 @click.option("--benchmark", "-b", required=True, help="Built-in suite name (see `audit suites`) or a suite YAML path.")
 @click.option("--train-data", multiple=True,
               help="Corpus file, folder, glob or hf: id (.txt one document per line, .jsonl, .csv, .tsv, .parquet, "
-                   ".gz); repeatable. The suite's own training split is always scanned too.")
+                   "each optionally .gz or .zst); repeatable. The suite's own training split is always scanned too.")
 @click.option("--text-field", help="Field or column holding the text in --train-data jsonl/csv/tsv/parquet corpora "
                                    "[default: text].")
 @click.option("--threshold", type=click.FloatRange(0, 1, min_open=True),
@@ -175,19 +175,32 @@ def check(model, benchmark, baseline, train_data, probes, shift_set, device, bat
               help="Share of an item's shingles found in one document that counts as contaminated [suite, else 0.8].")
 @click.option("--shingle-size", type=click.IntRange(1, 64), help="Words per shingle [suite, else 5].")
 @click.option("--num-perm", type=click.IntRange(16, 1024), help="MinHash permutations [suite, else 128].")
+@click.option("--executor", type=click.Choice(["local", "ray"]),
+              help="Scan the corpus shards in this process, or as Ray tasks [suite, else local].")
+@click.option("--workers", type=click.IntRange(1), help="Ray tasks at a time [default: the cluster's CPUs].")
+@click.option("--ray-address", help="An existing Ray cluster (e.g. ray://head:10001) [default: start one here].")
+@click.option("--resume", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder recording finished shards: an interrupted scan run again with it skips them.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
               help="Folder for the reports (html, md, json, junit.xml, sarif).")
 @SEED
 @click.option("--limit", type=click.IntRange(1), help="Scan a seeded sample of this many eval examples.")
-def contamination(benchmark, train_data, text_field, threshold, containment_threshold, shingle_size, num_perm, out,
-                  seed, limit):
+def contamination(benchmark, train_data, text_field, threshold, containment_threshold, shingle_size, num_perm,
+                  executor, workers, ray_address, resume, out, seed, limit):
     """Search a benchmark's eval split in training corpora (no model needed); exit 1 if a gate fails."""
+    import importlib.util
+
     from audit.runner import contamination as run_contamination
 
     refuse_unused(bool(train_data), "text_field", why="it names the text column of --train-data corpora, and none "
                                                       "was given (the suite's own split names its field)")
+    refuse_unused(executor == "ray", "workers", "ray_address", why="it sets up the Ray executor (add --executor ray)")
+    if executor == "ray" and importlib.util.find_spec("ray") is None:
+        raise BadInput("--executor ray: Ray is not installed (fix: pip install 'audit[ray]')")
     params = {k: v for k, v in {"jaccard_threshold": threshold, "containment_threshold": containment_threshold,
-                                "shingle_size": shingle_size, "num_perm": num_perm, "text_field": text_field}.items()
+                                "shingle_size": shingle_size, "num_perm": num_perm, "text_field": text_field,
+                                "executor": executor, "workers": workers, "ray_address": ray_address,
+                                "resume": str(resume) if resume else None}.items()
               if v is not None}
     req = CheckRequest(model="", benchmark=benchmark, train_data=train_data, out=out, seed=seed, limit=limit,
                        command="contamination", params=params)
@@ -315,6 +328,8 @@ def verify(report, claims, out, use_cache, as_json):
         sys.exit(0 if all(r["status"] == "supported" for r in results) else 1)
 
     request = original["manifest"]["request"]
+    if not use_cache:  # a resume folder is a cache of finished shards: a re-run scans afresh
+        request = {**request, "params": {k: v for k, v in (request.get("params") or {}).items() if k != "resume"}}
     req = guarded(lambda: CheckRequest.from_dict({**request, "use_cache": use_cache}, out))
     changes = verify_mod.input_changes(original["manifest"])
     for c in changes:

@@ -1,4 +1,4 @@
-"""Read labelled splits from local files (tsv/csv/jsonl/parquet/txt, optionally gzip) or `hf:` datasets.
+"""Read labelled splits from local files (tsv/csv/jsonl/parquet/txt, optionally gzip or zstd) or `hf:` datasets.
 
 TSV files are read unquoted (``QUOTE_NONE``): benchmark text contains literal ``"``
 characters (see suites/data/SOURCES.md), and CSV quoting rules would corrupt it.
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import gzip
 import hashlib
 import io
 import json
@@ -20,6 +19,9 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+import zstandard
+from isal import igzip
+from isal.isal_zlib import IsalError
 
 from audit.errors import DataError
 from audit.causal_lm import Continuations
@@ -29,6 +31,10 @@ from audit.suite import (CHOICES_SLOT, LAST_WORD, MULTIPLE_CHOICE, PERPLEXITY, D
 FORMATS = (".tsv", ".csv", ".jsonl", ".parquet", ".txt")
 FIELD_LIMIT = 4 << 20  # characters in one CSV/TSV field; a longer one is nearly always an unclosed quote
 csv.field_size_limit(max(csv.field_size_limit(), FIELD_LIMIT))
+COMPRESSED = {".gz": "gzip", ".zst": "zstd"}  # name suffixes; the file's first bytes decide
+# What a damaged compressed file raises: isal's gzip (4x the standard library's speed, measured in
+# benchmarks/scale_bench.py) has its own error type, zstandard too.
+READ_ERRORS = (OSError, EOFError, IsalError, zstandard.ZstdError)
 MAGIC = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz",
          b"PK\x03\x04": "zip", b"PAR1": "parquet"}
 
@@ -82,12 +88,12 @@ class Split:
 
 def file_format(path: Path) -> str:
     suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] == ".gz":
+    if suffixes and suffixes[-1] in COMPRESSED:
         suffixes = suffixes[:-1]
     fmt = suffixes[-1] if suffixes else ""
     if fmt not in FORMATS:
         raise DataError(f"unsupported file type '{fmt or path.name}'", str(path),
-                        f"use one of {', '.join(FORMATS)} (optionally .gz)")
+                        f"use one of {', '.join(FORMATS)} (optionally .gz or .zst)")
     return fmt
 
 
@@ -99,29 +105,40 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _open_raw(path: Path, fmt: str):
-    """The file's bytes, gunzipped when its first bytes say gzip; other containers are named, not guessed."""
+def compression_of(path: Path) -> str | None:
+    """The container the file's first bytes name (gzip, zstd, parquet, ...), or None for plain bytes."""
+    with open(path, "rb") as f:
+        head = f.read(6)
+    return next((name for magic, name in MAGIC.items() if head.startswith(magic)), None)
+
+
+def open_raw(path: Path, fmt: str | None = None):
+    """The file's bytes, decompressed when its first bytes say gzip or zstd; other containers are named, not
+    guessed."""
     if not path.is_file():
         raise DataError("is a directory, not a data file" if path.is_dir() else "file not found", str(path),
                         "check the path")
-    with open(path, "rb") as f:
-        head = f.read(6)
-    kind = next((name for magic, name in MAGIC.items() if head.startswith(magic)), None)
+    kind = compression_of(path)
     if kind == "gzip":
-        return gzip.open(path, "rb")
-    if path.suffix.lower() == ".gz":
-        raise DataError("named .gz but not gzip-compressed", str(path), "rename it without .gz, or gzip it")
+        return igzip.open(path, "rb")
+    if kind == "zstd":
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True), 1 << 20)
+    named = COMPRESSED.get(path.suffix.lower())
+    if named:
+        raise DataError(f"named {path.suffix} but not {named}-compressed", str(path),
+                        f"rename it without {path.suffix}, or compress it with {named}")
+    fmt = fmt or file_format(path)
     if kind == "parquet" and fmt != ".parquet":
         raise DataError(f"is a parquet file, not {fmt}", str(path), "name it .parquet")
-    if kind in ("zstd", "bzip2", "xz", "zip"):
-        raise DataError(f"is {kind}-compressed", str(path), "decompress it, or recompress it with gzip and name it .gz")
+    if kind in ("bzip2", "xz", "zip"):
+        raise DataError(f"is {kind}-compressed", str(path), "decompress it, or recompress it with gzip or zstd")
     return open(path, "rb")
 
 
 def _lines(path: Path, fmt: str) -> Iterator[tuple[int, str]]:
     """(line number, decoded line with its newline); a byte that is not UTF-8 is an error naming its line."""
     try:
-        with _open_raw(path, fmt) as raw:
+        with open_raw(path, fmt) as raw:
             for n, line in enumerate(raw, 1):
                 try:
                     text = line.decode("utf-8")
@@ -129,7 +146,7 @@ def _lines(path: Path, fmt: str) -> Iterator[tuple[int, str]]:
                     raise DataError(f"not UTF-8 text (byte {exc.start} of the line is {line[exc.start:exc.start + 1]!r})",
                                     f"{path}:{n}", "re-encode the file as UTF-8, e.g. iconv -f latin1 -t utf-8") from None
                 yield n, text.removeprefix("\ufeff") if n == 1 else text
-    except (OSError, EOFError) as exc:
+    except READ_ERRORS as exc:
         raise DataError(f"cannot read file ({exc})", str(path), "check that the file is complete and of its stated type") \
             from None
 
@@ -147,24 +164,6 @@ def iter_records(path: Path, fmt: str | None = None, columns: tuple[str, ...] | 
         yield from ((n, _json_line(line, path, n)) for n, line in _lines(path, fmt) if line.strip())
     else:
         yield from _iter_table(path, fmt, columns)
-
-
-def iter_line_blocks(path: Path, hint: int = 1 << 22) -> Iterator[list[tuple[int, str]]]:
-    """(line number, line) of the non-blank lines of a text file, in lists of about ``hint`` characters:
-    block reads cost far less per line (the contamination scan's fast path)."""
-    try:
-        with _open_raw(path, ".txt") as raw:
-            stream = io.TextIOWrapper(raw, encoding="utf-8", newline="")
-            first = 1
-            while lines := stream.readlines(hint):
-                yield [(first + i, line.rstrip("\r\n")) for i, line in enumerate(lines) if not line.isspace()]
-                first += len(lines)
-    except UnicodeDecodeError as exc:
-        raise DataError(f"not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r})", str(path),
-                        "re-encode the file as UTF-8, e.g. iconv -f latin1 -t utf-8") from None
-    except (OSError, EOFError) as exc:
-        raise DataError(f"cannot read file ({exc})", str(path), "check that the file is complete and of its stated type") \
-            from None
 
 
 def _iter_table(path: Path, fmt: str, columns: tuple[str, ...] | None) -> Iterator[tuple[int, dict]]:
@@ -205,7 +204,7 @@ def _json_line(line: str, path: Path, n: int) -> dict:
 def _iter_parquet(path: Path) -> Iterator[tuple[int, dict]]:
     import pyarrow.parquet as pq
 
-    _open_raw(path, ".parquet").close()
+    open_raw(path, ".parquet").close()
     try:
         pf = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises several types for a damaged file

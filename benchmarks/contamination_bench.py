@@ -55,7 +55,8 @@ def main() -> int:
     from datasketch import MinHash
 
     from audit import suite as suite_mod
-    from audit.contamination.corpus import CorpusSource, chunks
+    from audit.contamination.corpus import CorpusSource
+    from audit.contamination.shards import chunks, plan
     from audit.contamination.scan import BenchmarkIndex, ScanConfig, scan
     from audit.data import read_split
 
@@ -75,12 +76,12 @@ def main() -> int:
         texts = [line.rstrip("\n") for _, line in zip(range(args.bulk_sample), open(path, encoding="utf-8"))]
         sample_mb = sum(map(len, texts)) / 1e6 / len(texts)
 
-        scan(index, chunks([CorpusSource(path)], max_docs=100))  # warm-up: JIT compile, page cache
+        scan(index, chunks(plan([CorpusSource(path)]), max_docs=100))  # warm-up: JIT compile, page cache
         rates = {}
         for threads, frac in [(1, 0.25), (1, 0.5), (1, 1.0), (numba.config.NUMBA_NUM_THREADS, 1.0)]:
             numba.set_num_threads(threads)
             t0 = time.perf_counter()
-            result = scan(index, _head(chunks([CorpusSource(path)]), int(args.docs * frac)))
+            result = scan(index, _head(chunks(plan([CorpusSource(path)])), int(args.docs * frac)))
             dt = time.perf_counter() - t0
             rates[threads, frac] = (result.stats["documents"] / dt, result.stats["bytes"] / 1e6 / dt)
             print(f"audit, {threads} thread(s), {frac:.0%} of corpus: "

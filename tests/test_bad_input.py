@@ -290,7 +290,7 @@ CASES = [
     Case("header-only", lambda e: ["validate", eval_file(e, "sentence\tlabel\n")], ("dev.tsv", "no rows")),
     Case("gz-name-not-gzip", lambda e: ["validate", eval_file(e, "sentence\tlabel\nok\t1\n", "d.tsv.gz")],
          ("d.tsv.gz", "named .gz but not gzip-compressed")),
-    Case("zstd-named-tsv", lambda e: e.check(suite=eval_file(e, b"\x28\xb5\x2f\xfd garbage")), ("dev.tsv", "zstd-compressed")),
+    Case("corrupt-zstd-named-tsv", lambda e: e.check(suite=eval_file(e, b"\x28\xb5\x2f\xfd garbage")), ("dev.tsv", "zstd decompress error")),
     Case("binary-garbage", lambda e: ["validate", eval_file(e, bytes(range(256)) * 8)], ("dev.tsv:2", "not UTF-8")),
     Case("bad-label-value", lambda e: ["validate", eval_file(e, "sentence\tlabel\nfine\t1\nodd\t7\n")],
          ("dev.tsv:3", "label '7'")),

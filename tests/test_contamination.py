@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from audit.contamination import kernels as K
-from audit.contamination.corpus import CorpusSource, chunks, expand
+from audit.contamination.corpus import CorpusSource, expand
+from audit.contamination.shards import chunks, plan
 from audit.contamination.normalize import pack, words
 from audit.contamination.scan import BenchmarkIndex, ScanConfig, exact_overlap, scan
 from audit.errors import DataError
@@ -73,7 +74,7 @@ def test_planted_duplicates_are_found_with_exact_scores(tmp_path):
     items = near + embedded_items + disjoint
 
     config = ScanConfig(jaccard_threshold=0.5, containment_threshold=0.8)
-    result = scan(BenchmarkIndex(items, config), chunks([CorpusSource(str(corpus_file))], max_docs=97))
+    result = scan(BenchmarkIndex(items, config), chunks(plan([CorpusSource(str(corpus_file))]), max_docs=97))
     everything = corpus + hosts
     truth = [brute_force_best(item, everything, 5) for item in items]
 
@@ -97,7 +98,7 @@ def test_lsh_proposes_near_duplicates_and_short_items_are_whole_shingles(tmp_pat
     near = edit(rng, doc, 0.005, vocab)  # one word: Jaccard ~0.95
     (tmp_path / "c.txt").write_text(doc + "\nthe cat sat down\nmat\n")
     result = scan(BenchmarkIndex([near, "The cat sat down.", "cat"], ScanConfig()),
-                  chunks([CorpusSource(str(tmp_path / "c.txt"))]))
+                  chunks(plan([CorpusSource(str(tmp_path / "c.txt"))])))
     assert "minhash-lsh" in result.best[0].found_by and result.contaminated[0]
     assert result.best[1].jaccard == 1.0 and result.contaminated[1]  # 4 words: one whole-item shingle
     assert result.too_short[2] and not result.contaminated[2]
@@ -111,11 +112,11 @@ def test_corpus_formats_folders_globs_and_text_field(tmp_path):
         f.write("six\n\nseven\n")
     (tmp_path / "d" / "notes.md").write_text("ignored")
     sources = expand([tmp_path / "d"])
-    texts = [t for chunk, _ in chunks(sources) for t in chunk]
+    texts = [t for chunk, _ in chunks(plan(sources)) for t in chunk]
     assert texts == ["one two", "three", "four, five", "six", "seven"]
     assert [s.path for s in expand([str(tmp_path / "d" / "*.jsonl")])] == [str(tmp_path / "d" / "a.jsonl")]
     with pytest.raises(DataError, match="no field 'body'.*--text-field"):
-        list(chunks(expand([tmp_path / "d" / "a.jsonl"], text_field="body")))
+        list(chunks(plan(expand([tmp_path / "d" / "a.jsonl"], text_field="body"))))
     with pytest.raises(DataError, match="no corpus files found"):
         expand([tmp_path / "nothing*.txt"])
 
@@ -166,23 +167,31 @@ def test_empty_or_garbled_corpus_is_bad_input(tiny_suite, tmp_path, content, fra
 
 STREAM_SCRIPT = """
 import resource, sys
-from audit.contamination.corpus import CorpusSource, chunks
-from audit.contamination.scan import BenchmarkIndex, scan
+from audit.contamination.corpus import CorpusSource
+from audit.contamination.executors import scan_shard
+from audit.contamination.scan import BenchmarkIndex
+from audit.contamination.shards import plan
 index = BenchmarkIndex(["a benchmark item of several words here", "another test sentence for the index"])
-result = scan(index, chunks([CorpusSource(sys.argv[1])]))
-print(result.stats["bytes"], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+(shard,) = plan([CorpusSource(sys.argv[1])])
+part = scan_shard(index, shard)  # what a Ray worker runs for one shard
+print(part.counts["bytes"], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
-def test_scan_streams_in_bounded_memory(tmp_path):
-    """Peak RSS must not grow with the corpus: 8x the text, same memory (to within chunk noise)."""
+@pytest.mark.parametrize("suffix", [".txt.gz", ".jsonl.zst"])
+def test_a_shard_scan_streams_in_bounded_memory(tmp_path, suffix):
+    """A worker holds the index and one chunk (4 MiB of text), never the shard: peak RSS must not grow with
+    the shard's size (8x the text, same memory to within chunk noise)."""
+    import zstandard
+
     rng = np.random.default_rng(0)
     lines = [" ".join(rng.choice([f"w{i}" for i in range(2000)], 150)) for _ in range(2000)]
-    block = ("\n".join(lines) + "\n").encode()
+    block = "".join((json.dumps({"text": t}) if suffix == ".jsonl.zst" else t) + "\n" for t in lines).encode()
     peaks = {}
     for copies in (10, 80):
-        path = tmp_path / f"c{copies}.txt.gz"
-        with gzip.open(path, "wb", compresslevel=1) as f:
+        path = tmp_path / f"c{copies}{suffix}"
+        with (gzip.open(path, "wb", compresslevel=1) if suffix.endswith(".gz")
+              else zstandard.ZstdCompressor().stream_writer(open(path, "wb"))) as f:
             for _ in range(copies):
                 f.write(block)
         out = subprocess.run([sys.executable, "-c", STREAM_SCRIPT, str(path)], capture_output=True, text=True, check=True)

@@ -1,6 +1,7 @@
-"""Training corpora as a stream of (source, row, text) chunks: files, folders, globs and `hf:` ids.
+"""Training corpora: files, folders, globs and `hf:` ids, and the text of each of their records.
 
-Nothing is held beyond one chunk, so memory does not grow with the corpus.
+Read through audit.contamination.shards, which holds nothing beyond one block, so memory does not grow
+with the corpus.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from audit.data import FORMATS, file_format, iter_hub, iter_line_blocks, iter_records, spec_records, text_of
+from audit.data import FORMATS, file_format, iter_hub, iter_records, spec_records, text_of
 from audit.errors import DataError
 from audit.suite import DataSpec
 
@@ -38,22 +39,19 @@ class CorpusSource:
         if self.spec is not None or self.path.startswith("hf:"):
             return  # suite splits are read in full up front; hub streams are not fetched twice
         for row, record in iter_records(Path(self.path)):
-            _text_of(record, self, row)
+            record_text(record, self, row)
             return
         raise DataError("corpus has no documents", self.path, "give a non-empty file (one document per line for .txt)")
 
     def blocks(self) -> Iterator[list[tuple[int, str]]]:
-        """Lists of (line or row number, text), one document each."""
+        """Lists of (line or row number, text), one document each, record by record (shards.read has the
+        fast path for .jsonl and .txt files)."""
         if self.spec is not None:
             return _batched((row, text_of(record, self.spec, f"{self.path}:{row}"))
                             for row, record in spec_records(self.spec))
-        if self.path.startswith("hf:"):
-            records = iter_hub(self.path, self.hf_config, self.hf_split)
-        elif file_format(Path(self.path)) == ".txt":
-            return iter_line_blocks(Path(self.path))  # block reads: per-line records cost half the scan time
-        else:
-            records = iter_records(Path(self.path))
-        return _batched((row, _text_of(record, self, row)) for row, record in records)
+        records = iter_hub(self.path, self.hf_config, self.hf_split) if self.path.startswith("hf:") \
+            else iter_records(Path(self.path))
+        return _batched((row, record_text(record, self, row)) for row, record in records)
 
 
 def expand(paths, text_field: str | None = None) -> list[CorpusSource]:
@@ -74,7 +72,7 @@ def expand(paths, text_field: str | None = None) -> list[CorpusSource]:
             found = sorted(Path(p) for p in glob.glob(raw, recursive=True) if Path(p).is_file() and _supported(Path(p)))
         if not found:
             raise DataError("no corpus files found", raw,
-                            f"give a file, a folder or a glob of {', '.join(FORMATS)} files (optionally .gz)")
+                            f"give a file, a folder or a glob of {', '.join(FORMATS)} files (optionally .gz or .zst)")
         sources.extend(CorpusSource(str(p), text_field) for p in found)
     return sources
 
@@ -87,7 +85,7 @@ def _supported(path: Path) -> bool:
         return False
 
 
-def _text_of(record: dict, source: CorpusSource, row: int) -> str:
+def record_text(record: dict, source: CorpusSource, row: int) -> str:
     if source.text_field:
         if source.text_field not in record:
             raise DataError(f"no field '{source.text_field}' (fields: {', '.join(map(str, record))})",
@@ -109,29 +107,3 @@ def _batched(items: Iterator, size: int = 4096) -> Iterator[list]:
             batch = []
     if batch:
         yield batch
-
-
-def chunks(sources: list[CorpusSource], max_chars: int = 4 << 20, max_docs: int = 20000
-           ) -> Iterator[tuple[list[str], list[tuple[str, int]]]]:
-    """(texts, [(source path, row)]) chunks of about ``max_chars`` characters, at most ``max_docs`` documents."""
-    texts: list[str] = []
-    where: list[tuple[str, int]] = []
-    size = 0
-    for source in sources:
-        n_docs = 0
-        for block in source.blocks():
-            pos = 0
-            while pos < len(block):
-                part = block[pos:pos + max_docs - len(texts)]
-                pos += len(part)
-                texts.extend(text for _, text in part)
-                where.extend((source.path, row) for row, _ in part)
-                size += sum(len(text) for _, text in part)
-                n_docs += len(part)
-                if size >= max_chars or len(texts) >= max_docs:
-                    yield texts, where
-                    texts, where, size = [], [], 0
-        if n_docs == 0:
-            raise DataError("corpus has no documents", source.path, "give a non-empty file (one document per line for .txt)")
-    if texts:
-        yield texts, where

@@ -20,13 +20,14 @@ too short to judge and are counted as ``n_too_short``, never as contaminated.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 from datasketch.lsh import _optimal_param
 
 from audit.contamination import kernels as K
 from audit.contamination.normalize import pack, prepare, words
+from audit.contamination.shards import lines_before
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,30 @@ class BestMatch:
     row: int | None = None
     excerpt: str = ""
     found_by: tuple[str, ...] = ()
+    key: tuple[float, float] = (0.0, 0.0)  # (containment, Jaccard) on hashed shingles: what ranks matches
+
+
+COUNTS = ("documents", "bytes", "candidate_pairs", "lsh_pairs")
+
+
+@dataclass
+class Partial:
+    """What one shard adds: the best match of each item it touches, each item's first exact n-gram hit
+    (source, row) and counts. Merged in shard order, partials give the result of one sequential scan."""
+
+    best: dict[int, BestMatch] = field(default_factory=dict)
+    ngram: dict[int, tuple[str, int]] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
+
+    def as_json(self) -> dict:
+        return {"best": {str(i): asdict(m) for i, m in self.best.items()},
+                "ngram": {str(i): list(w) for i, w in self.ngram.items()}, "counts": self.counts}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Partial":
+        best = {int(i): BestMatch(**{**m, "found_by": tuple(m["found_by"]), "key": tuple(m["key"])})
+                for i, m in data["best"].items()}
+        return cls(best, {int(i): (w[0], int(w[1])) for i, w in data["ngram"].items()}, dict(data["counts"]))
 
 
 @dataclass
@@ -150,11 +175,12 @@ class BenchmarkIndex:
         return pairs
 
 
-def _best_per_item(items: np.ndarray, containment: np.ndarray, jaccard: np.ndarray) -> np.ndarray:
-    """Index of each item's best pair (highest containment, then Jaccard)."""
+def _best_per_item(items: np.ndarray, containment: np.ndarray, jaccard: np.ndarray, docs: np.ndarray) -> np.ndarray:
+    """Index of each item's best pair (highest containment, then Jaccard, then the earliest document, as
+    across chunks and shards: so chunk boundaries never change a result)."""
     if not len(items):
         return np.zeros(0, np.int64)
-    order = np.lexsort((jaccard, containment, items))
+    order = np.lexsort((-docs, jaccard, containment, items))
     last = np.r_[items[order][1:] != items[order][:-1], True]
     return order[last]
 
@@ -184,32 +210,34 @@ def _excerpt(doc: str, start: int, end: int, context: int = 80, limit: int = 600
 
 
 def scan(index: BenchmarkIndex, corpus_chunks, progress=None) -> ScanResult:
-    """Stream ``(texts, [(source, row)])`` chunks through the index."""
-    c = index.config
-    n = len(index.texts)
-    best = [BestMatch() for _ in range(n)]
-    ngram_hit = np.zeros(n, bool)
-    ngram_where: list[tuple[str, int] | None] = [None] * n
-    stats = {"documents": 0, "bytes": 0, "candidate_pairs": 0, "lsh_pairs": 0, "seconds": 0.0}
+    """Stream ``(texts, [(source, row)])`` chunks through the index (one shard's worth, or a whole corpus)."""
     t0 = time.perf_counter()
+    return merge(index, [(None, scan_part(index, corpus_chunks, progress))], time.perf_counter() - t0)
+
+
+def scan_part(index: BenchmarkIndex, corpus_chunks, progress=None) -> Partial:
+    """The partial result of the chunks; an item's match replaces an earlier one only when strictly better."""
+    c = index.config
+    part = Partial()
+    counts = part.counts
     for texts, where in corpus_chunks:
         buf, offsets = pack(texts)
         sig, n_words, hits = index.signatures(buf, offsets)
-        stats["documents"] += len(texts)
-        stats["bytes"] += int(len(buf))
+        counts["documents"] += len(texts)
+        counts["bytes"] += int(len(buf))
         lsh = index.lsh_candidates(sig, n_words >= c.shingle_size)
-        stats["lsh_pairs"] += len(lsh)
+        counts["lsh_pairs"] += len(lsh)
         docs = np.flatnonzero(hits)
         starts = np.zeros(len(docs) + 1, np.int64)
         np.cumsum(hits[docs], out=starts[1:])
         hit_doc, hit_hash, distinct = K.collect_hits(buf, offsets, K.BYTE_CLASSES, index.sizes, c.min_words,
                                                      index.prefix_bits, index.keys, docs, starts, index.shingle_sizes)
-        # exact n-gram detector
+        # exact n-gram detector: each item's first hit (hits come in document order)
         d_ng, i_ng = _expand(index.ngram_hash, index.ngram_item, hit_doc, hit_hash)
-        for d, i in zip(d_ng, i_ng):
-            if not ngram_hit[i]:
-                ngram_hit[i] = True
-                ngram_where[i] = where[d]
+        for d in np.unique(np.stack([i_ng, d_ng]), axis=1).T if len(d_ng) else ():
+            i, doc = int(d[0]), int(d[1])
+            if i not in part.ngram:
+                part.ngram[i] = where[doc]
         # shingle overlap: |A ∩ B| per (doc, item) from distinct shared shingles
         pair_hash = np.unique(np.stack([hit_doc.astype(np.uint64), hit_hash]), axis=1) if len(hit_doc) else \
             np.zeros((2, 0), np.uint64)
@@ -218,21 +246,54 @@ def scan(index: BenchmarkIndex, corpus_chunks, progress=None) -> ScanResult:
             pairs, inter = np.unique(np.stack([d_sh, i_sh]), axis=1, return_counts=True)
         else:
             pairs, inter = np.zeros((2, 0), np.int64), np.zeros(0, np.int64)
-        stats["candidate_pairs"] += pairs.shape[1]
+        counts["candidate_pairs"] += pairs.shape[1]
         size_a = index.n_shingles[pairs[1]]
         size_b = distinct[np.searchsorted(docs, pairs[0]), index.size_slot[pairs[1]]]
         containment = inter / np.maximum(size_a, 1)
         jaccard = inter / np.maximum(size_a + size_b - inter, 1)
-        for j in _best_per_item(pairs[1], containment, jaccard):
+        for j in _best_per_item(pairs[1], containment, jaccard, pairs[0]):
             d, i = int(pairs[0, j]), int(pairs[1, j])
-            m = best[i]
-            if (containment[j], jaccard[j]) > (m.containment, m.jaccard):
+            key = (float(containment[j]), float(jaccard[j]))
+            if key > part.best.get(i, BestMatch()).key:
                 jac_x, cont_x, excerpt = exact_overlap(index.texts[i], texts[d], int(index.shingle_k[i]))
                 by = ("minhash-lsh", "shingle-index") if (d, i) in lsh else ("shingle-index",)
-                best[i] = BestMatch(cont_x, jac_x, where[d][0], where[d][1], excerpt, by)
+                part.best[i] = BestMatch(cont_x, jac_x, where[d][0], where[d][1], excerpt, by, key)
         if progress:
             progress(len(texts))
-    stats["seconds"] = time.perf_counter() - t0
-    stats["config"] = asdict(c)
-    stats["lsh"] = {"bands": index.bands, "rows": index.rows}
-    return ScanResult(c, n, index.n_words, best, ngram_hit, ngram_where, stats)
+    return part
+
+
+def merge(index: BenchmarkIndex, parts, seconds: float) -> ScanResult:
+    """One result from ``(shard, partial)`` pairs in shard order: the first strictly best match and the first
+    n-gram hit win, as in a sequential scan. A ranged shard's rows become file line numbers."""
+    n = len(index.texts)
+    best = [BestMatch() for _ in range(n)]
+    ngram_where: list[tuple[str, int] | None] = [None] * n
+    best_from, ngram_from = [None] * n, [None] * n
+    counts = dict.fromkeys(COUNTS, 0)
+    shards = 0
+    for shard, part in parts:
+        shards += 1
+        for name in COUNTS:
+            counts[name] += part.counts[name]
+        for i, m in part.best.items():
+            if m.key > best[i].key:
+                best[i], best_from[i] = m, shard
+        for i, w in part.ngram.items():
+            if ngram_where[i] is None:
+                ngram_where[i], ngram_from[i] = w, shard
+    starts: dict[str, set[int]] = {}
+    for shard in best_from + ngram_from:
+        if shard is not None and shard.ranged:
+            starts.setdefault(shard.source.path, set()).add(shard.start)
+    before = {path: lines_before(path, offsets) for path, offsets in starts.items()}
+    for i in range(n):
+        if best_from[i] is not None and best_from[i].ranged:
+            best[i] = replace(best[i], row=best[i].row + before[best[i].source][best_from[i].start])
+        if ngram_from[i] is not None and ngram_from[i].ranged:
+            path, row = ngram_where[i]
+            ngram_where[i] = (path, row + before[path][ngram_from[i].start])
+    stats = {**counts, "shards": shards, "seconds": seconds, "config": asdict(index.config),
+             "lsh": {"bands": index.bands, "rows": index.rows}}
+    ngram_hit = np.array([w is not None for w in ngram_where], bool)
+    return ScanResult(index.config, n, index.n_words, best, ngram_hit, ngram_where, stats)

@@ -3,11 +3,13 @@ training data, and the model's accuracy on the clean and contaminated items."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from audit.context import ProbeContext, ProbeResult
-from audit.contamination.corpus import chunks
-from audit.contamination.scan import BenchmarkIndex, ScanConfig, ScanResult, scan
+from audit.contamination.executors import scan_corpus
+from audit.contamination.scan import BenchmarkIndex, ScanConfig, ScanResult
 from audit.contract import Estimate
 from audit.metrics.stats import fisher_exact_p, wilson_interval
 
@@ -22,6 +24,11 @@ SPEC = {
         "min_words": {"type": "int", "default": 4, "min": 1},
         "text_field": {"type": "str", "default": None, "nullable": True},
         "max_examples": {"type": "int", "default": 20, "min": 0},
+        # where the shards run (audit/contamination/executors.py); workers: Ray tasks at a time
+        "executor": {"type": "str", "default": "local", "choices": ["local", "ray"]},
+        "workers": {"type": "int", "default": None, "min": 1, "nullable": True},
+        "ray_address": {"type": "str", "default": None, "nullable": True},
+        "resume": {"type": "str", "default": None, "nullable": True},
     },
     "metrics": {
         "contaminated_fraction": {"better": "lower"},
@@ -71,13 +78,15 @@ def findings(result: ScanResult, texts: list[str], rows: np.ndarray, limit: int)
 
 def run(ctx: ProbeContext, *, shingle_size: int, num_perm: int, jaccard_threshold: float,
         containment_threshold: float, ngram_size: int, min_words: int, text_field: str | None,
-        max_examples: int) -> ProbeResult:
+        max_examples: int, executor: str, workers: int | None, ray_address: str | None,
+        resume: str | None) -> ProbeResult:
     config = ScanConfig(shingle_size, num_perm, jaccard_threshold, containment_threshold, ngram_size, min_words,
                         ctx.seed)
     sources = ctx.corpora(text_field)
     if not sources:
         raise ValueError("no training data: the suite declares no reference split and no --train-data was given")
-    result = scan(BenchmarkIndex(ctx.eval.texts, config), chunks(sources))
+    result = scan_corpus(BenchmarkIndex(ctx.eval.texts, config), sources, executor=executor, workers=workers,
+                         ray_address=ray_address, resume=Path(resume) if resume else None)
     flagged = result.contaminated
     n = result.n_items
     metrics = {"contaminated_fraction": Estimate(float(flagged.mean()), n=n), "n_contaminated": float(flagged.sum()),

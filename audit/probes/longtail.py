@@ -12,7 +12,7 @@ from collections import Counter
 import numpy as np
 
 from audit.context import ProbeContext, ProbeResult
-from audit.contamination.corpus import chunks
+from audit.contamination.shards import chunks, plan
 from audit.contract import Estimate
 from audit.metrics.stats import wilson_interval
 
@@ -105,7 +105,7 @@ def word_counts(ctx: ProbeContext, max_docs: int) -> tuple[Counter, int]:
     """Word counts over the first ``max_docs`` documents of the training corpora (streamed)."""
     counts: Counter = Counter()
     n = 0
-    for docs, _ in chunks(ctx.corpora()):
+    for docs, _ in chunks(plan(ctx.corpora())):
         for doc in docs[:max_docs - n]:
             counts.update(WORD.findall(doc.lower()))
         n += min(len(docs), max_docs - n)
