@@ -188,15 +188,11 @@ def check(model, benchmark, baseline, train_data, probes, shift_set, device, bat
 def contamination(benchmark, train_data, text_field, threshold, containment_threshold, shingle_size, num_perm,
                   executor, workers, ray_address, resume, out, seed, limit):
     """Search a benchmark's eval split in training corpora (no model needed); exit 1 if a gate fails."""
-    import importlib.util
-
     from audit.runner import contamination as run_contamination
 
     refuse_unused(bool(train_data), "text_field", why="it names the text column of --train-data corpora, and none "
                                                       "was given (the suite's own split names its field)")
     refuse_unused(executor == "ray", "workers", "ray_address", why="it sets up the Ray executor (add --executor ray)")
-    if executor == "ray" and importlib.util.find_spec("ray") is None:
-        raise BadInput("--executor ray: Ray is not installed (fix: pip install 'audit[ray]')")
     params = {k: v for k, v in {"jaccard_threshold": threshold, "containment_threshold": containment_threshold,
                                 "shingle_size": shingle_size, "num_perm": num_perm, "text_field": text_field,
                                 "executor": executor, "workers": workers, "ray_address": ray_address,

@@ -9,7 +9,7 @@ bad input never leaves a partial report. Loading then refuses models that produc
 from __future__ import annotations
 
 import dataclasses
-import importlib
+import importlib.util
 import sys
 import tempfile
 import time
@@ -174,6 +174,19 @@ def train_files(paths, text_field: str | None = None) -> list[str]:
     return [s.path for s in sources]
 
 
+def check_executor(params: dict | None) -> None:
+    """Where the contamination scan runs: Ray installed when asked for; Ray settings only with Ray."""
+    if not params:
+        return
+    if params["executor"] == "ray" and importlib.util.find_spec("ray") is None:
+        raise AuditError("the Ray executor needs Ray, which is not installed", "contamination executor",
+                         "pip install 'audit[ray]'")
+    unused = [k for k in ("workers", "ray_address") if params[k] is not None]
+    if params["executor"] != "ray" and unused:
+        raise AuditError(f"{unused[0]} sets up the Ray executor, and the scan runs locally", "contamination executor",
+                         "add executor: ray (--executor ray), or drop it")
+
+
 def check_out_dir(out: Path, protected: dict[str, Path]) -> None:
     """The report folder can be written, without writing anything now, and is not inside a model directory
     (the reports would change the model's files and so its fingerprint)."""
@@ -205,6 +218,7 @@ def prepare(req: CheckRequest, log, with_models: bool = True) -> Plan:
     probes = {name: suite.probe_params(name, {**suite.probes.get(name, {}), **req.params} if name == "contamination"
                                        else None) for name in names}
     corpora = train_files(req.train_data, probes.get("contamination", {}).get("text_field"))
+    check_executor(probes.get("contamination"))
     splits = read_suite_data(suite)
     eval_full = splits["eval"]
     if req.limit is not None and req.limit >= len(eval_full):

@@ -224,3 +224,21 @@ def test_cli_ctrl_c_exits_130_and_resume_gives_the_uninterrupted_report(tiny_sui
 def test_executor_options_are_checked(tiny_suite, tmp_path, argv, fragment):
     result = run("contamination", "-b", tiny_suite, "--out", tmp_path / "out", *argv)
     assert result.exit_code == 2 and fragment in result.output and not (tmp_path / "out").exists()
+
+
+def test_the_ray_executor_without_ray_is_bad_input(tiny_suite, tmp_path, monkeypatch):
+    import importlib.util
+
+    from audit import runner
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(runner.importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    result = run("contamination", "-b", tiny_suite, "--out", tmp_path / "out", "--executor", "ray")
+    assert result.exit_code == 2 and "pip install 'audit[ray]'" in result.output and not (tmp_path / "out").exists()
+
+
+def test_ray_settings_in_a_suite_need_the_ray_executor(tiny_suite, tmp_path):
+    text = tiny_suite.read_text().replace("probes:\n", "probes:\n  contamination: {workers: 4}\n")
+    (tmp_path / "s.yaml").write_text(text)
+    result = run("contamination", "-b", tmp_path / "s.yaml", "--out", tmp_path / "out")
+    assert result.exit_code == 2 and "workers sets up the Ray executor" in result.output
