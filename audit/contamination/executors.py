@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from audit.contamination.corpus import CorpusSource
+from audit.contamination.resume import ResumeStore
 from audit.contamination.scan import BenchmarkIndex, Partial, ScanResult, merge, scan_part
 from audit.contamination.shards import RANGE_BYTES, Shard, chunks, plan
 from audit.errors import AuditError, DataError
 
-EXECUTORS = ("local", "ray")
 TASK_RETRIES = 3  # attempts after a worker dies (Ray system failures); errors in the data are not retried
 
 
@@ -35,8 +35,6 @@ def scan_corpus(index: BenchmarkIndex, sources: list[CorpusSource], *, executor:
                 progress: bool = True, range_bytes: int = RANGE_BYTES,
                 task: Callable[[BenchmarkIndex, Shard], Partial] = scan_shard) -> ScanResult:
     """The scan of every shard of ``sources``; ``task`` scans one shard (tests wrap it to inject faults)."""
-    from audit.contamination.resume import ResumeStore
-
     started = time.perf_counter()
     shards = plan(sources, range_bytes)
     store = ResumeStore(resume, index, shards) if resume else None
