@@ -12,13 +12,13 @@ import csv
 import dataclasses
 import hashlib
 import io
-import json
 import string
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+import orjson
 import zstandard
 from isal import igzip
 from isal.isal_zlib import IsalError
@@ -32,7 +32,7 @@ FORMATS = (".tsv", ".csv", ".jsonl", ".parquet", ".txt")
 FIELD_LIMIT = 4 << 20  # characters in one CSV/TSV field; a longer one is nearly always an unclosed quote
 csv.field_size_limit(max(csv.field_size_limit(), FIELD_LIMIT))
 COMPRESSED = {".gz": "gzip", ".zst": "zstd"}  # name suffixes; the file's first bytes decide
-# What a damaged compressed file raises: isal's gzip (4x the standard library's speed, measured in
+# What a damaged compressed file raises: isal's gzip (3x the standard library's speed, measured in
 # benchmarks/scale_bench.py) has its own error type, zstandard too.
 READ_ERRORS = (OSError, EOFError, IsalError, zstandard.ZstdError)
 MAGIC = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz",
@@ -140,11 +140,7 @@ def _lines(path: Path, fmt: str) -> Iterator[tuple[int, str]]:
     try:
         with open_raw(path, fmt) as raw:
             for n, line in enumerate(raw, 1):
-                try:
-                    text = line.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    raise DataError(f"not UTF-8 text (byte {exc.start} of the line is {line[exc.start:exc.start + 1]!r})",
-                                    f"{path}:{n}", "re-encode the file as UTF-8, e.g. iconv -f latin1 -t utf-8") from None
+                text = decode_line(line, f"{path}:{n}")
                 yield n, text.removeprefix("\ufeff") if n == 1 else text
     except READ_ERRORS as exc:
         raise DataError(f"cannot read file ({exc})", str(path), "check that the file is complete and of its stated type") \
@@ -161,7 +157,7 @@ def iter_records(path: Path, fmt: str | None = None, columns: tuple[str, ...] | 
     elif fmt == ".txt":
         yield from ((n, {"text": line.rstrip("\r\n")}) for n, line in _lines(path, fmt) if line.strip())
     elif fmt == ".jsonl":
-        yield from ((n, _json_line(line, path, n)) for n, line in _lines(path, fmt) if line.strip())
+        yield from ((n, json_record(line, f"{path}:{n}")) for n, line in _lines(path, fmt) if line.strip())
     else:
         yield from _iter_table(path, fmt, columns)
 
@@ -191,13 +187,23 @@ def _iter_table(path: Path, fmt: str, columns: tuple[str, ...] | None) -> Iterat
                         "check for an unclosed quote or a binary file") from None
 
 
-def _json_line(line: str, path: Path, n: int) -> dict:
+def decode_line(line: bytes, where: str) -> str:
+    """A line as UTF-8 text; a byte that is not UTF-8 is an error naming the line (``where``)."""
     try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"invalid JSON ({exc.msg})", f"{path}:{n}", "write one JSON object per line") from None
+        return line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"not UTF-8 text (byte {exc.start} of the line is {line[exc.start:exc.start + 1]!r})",
+                        where, "re-encode the file as UTF-8, e.g. iconv -f latin1 -t utf-8") from None
+
+
+def json_record(line: str | bytes, where: str) -> dict:
+    """One JSON-lines record, parsed by orjson (3-4x the json module, benchmarks/scale_bench.py)."""
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise DataError(f"invalid JSON ({exc.msg})", where, "write one JSON object per line") from None
     if not isinstance(record, dict):
-        raise DataError("a JSON line must be an object", f"{path}:{n}", 'write {"text": ..., "label": ...}')
+        raise DataError("a JSON line must be an object", where, 'write {"text": ..., "label": ...}')
     return record
 
 

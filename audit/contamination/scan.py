@@ -209,13 +209,13 @@ def _excerpt(doc: str, start: int, end: int, context: int = 80, limit: int = 600
     return ("…" if lo > 0 else "") + snippet + ("…" if hi < len(text) else "")
 
 
-def scan(index: BenchmarkIndex, corpus_chunks, progress=None) -> ScanResult:
+def scan(index: BenchmarkIndex, corpus_chunks) -> ScanResult:
     """Stream ``(texts, [(source, row)])`` chunks through the index (one shard's worth, or a whole corpus)."""
     t0 = time.perf_counter()
-    return merge(index, [(None, scan_part(index, corpus_chunks, progress))], time.perf_counter() - t0)
+    return merge(index, [(None, scan_part(index, corpus_chunks))], time.perf_counter() - t0)
 
 
-def scan_part(index: BenchmarkIndex, corpus_chunks, progress=None) -> Partial:
+def scan_part(index: BenchmarkIndex, corpus_chunks) -> Partial:
     """The partial result of the chunks; an item's match replaces an earlier one only when strictly better."""
     c = index.config
     part = Partial()
@@ -232,12 +232,10 @@ def scan_part(index: BenchmarkIndex, corpus_chunks, progress=None) -> Partial:
         np.cumsum(hits[docs], out=starts[1:])
         hit_doc, hit_hash, distinct = K.collect_hits(buf, offsets, K.BYTE_CLASSES, index.sizes, c.min_words,
                                                      index.prefix_bits, index.keys, docs, starts, index.shingle_sizes)
-        # exact n-gram detector: each item's first hit (hits come in document order)
+        # exact n-gram detector: each item's first hit
         d_ng, i_ng = _expand(index.ngram_hash, index.ngram_item, hit_doc, hit_hash)
-        for d in np.unique(np.stack([i_ng, d_ng]), axis=1).T if len(d_ng) else ():
-            i, doc = int(d[0]), int(d[1])
-            if i not in part.ngram:
-                part.ngram[i] = where[doc]
+        for i, doc in np.unique(np.stack([i_ng, d_ng]), axis=1).T.tolist() if len(d_ng) else ():
+            part.ngram.setdefault(i, where[doc])  # pairs sorted by item, then document: the first one wins
         # shingle overlap: |A ∩ B| per (doc, item) from distinct shared shingles
         pair_hash = np.unique(np.stack([hit_doc.astype(np.uint64), hit_hash]), axis=1) if len(hit_doc) else \
             np.zeros((2, 0), np.uint64)
@@ -258,8 +256,6 @@ def scan_part(index: BenchmarkIndex, corpus_chunks, progress=None) -> Partial:
                 jac_x, cont_x, excerpt = exact_overlap(index.texts[i], texts[d], int(index.shingle_k[i]))
                 by = ("minhash-lsh", "shingle-index") if (d, i) in lsh else ("shingle-index",)
                 part.best[i] = BestMatch(cont_x, jac_x, where[d][0], where[d][1], excerpt, by, key)
-        if progress:
-            progress(len(texts))
     return part
 
 

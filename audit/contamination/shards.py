@@ -19,7 +19,7 @@ from typing import Iterator
 import orjson
 
 from audit.contamination.corpus import CorpusSource, record_text
-from audit.data import compression_of, file_format, open_raw
+from audit.data import READ_ERRORS, compression_of, decode_line, file_format, json_record, open_raw
 from audit.errors import DataError
 
 RANGE_BYTES = 256 << 20  # an uncompressed file larger than this is split into byte ranges of this size
@@ -137,29 +137,26 @@ def _line_blocks(shard: Shard, block_bytes: int) -> Iterator[tuple[int, list[byt
                 yield row, [line.rstrip(b"\r") for line in lines]
                 row += len(lines)
                 pos += cut
-    except DataError:
-        raise
-    except Exception as exc:  # a damaged file raises its codec's error type
+    except READ_ERRORS as exc:
         raise DataError(f"cannot read file ({exc})", shard.key, "check that the file is complete and of its stated type") \
             from None
 
 
 def _parse(line: bytes, shard: Shard, row: int) -> dict:
-    try:
+    try:  # the fast path; json_record formats the error (the location string is built only then)
         record = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        raise DataError(f"invalid JSON ({exc})", where(shard, row), "write one JSON object per line") from None
-    if not isinstance(record, dict):
-        raise DataError("a JSON line must be an object", where(shard, row), 'write {"text": ...}')
-    return record
+        if type(record) is dict:
+            return record
+    except orjson.JSONDecodeError:
+        pass
+    return json_record(line, where(shard, row))
 
 
 def _decode(line: bytes, shard: Shard, row: int) -> str:
     try:
         return line.decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"not UTF-8 text (byte {exc.start} of the line is {line[exc.start:exc.start + 1]!r})",
-                        where(shard, row), "re-encode the file as UTF-8, e.g. iconv -f latin1 -t utf-8") from None
+    except UnicodeDecodeError:
+        return decode_line(line, where(shard, row))
 
 
 def where(shard: Shard, row: int) -> str:
