@@ -12,7 +12,8 @@ from audit import gates as gates_mod, manifest, tradeoff
 SCHEMA_VERSION = "2.0"
 
 
-def report(*, req, plan, ctx, sections: dict, gates: list[dict]) -> dict:
+def report(*, req, plan, ctx, sections: dict, gates: list[dict], chance: float | None = None,
+           truncation: dict | None = None) -> dict:
     suite, engine = plan.suite, plan.engine
     verdict, why = gates_mod.verdict(gates, sections, suite.inconclusive_fails)
     scorers = {"model": ctx.model, "baseline": ctx.baseline}
@@ -22,12 +23,13 @@ def report(*, req, plan, ctx, sections: dict, gates: list[dict]) -> dict:
         "verdict": verdict,
         "summary": {"verdict_reason": why,
                     "tradeoff": tradeoff.line(sections, ctx.model.describe() if ctx.model else None),
-                    "findings": gates_mod.findings(gates),
+                    "findings": gates_mod.findings(gates, truncation),
                     "inconclusive": "fail" if suite.inconclusive_fails else "warn",
                     "sampled": {name: s["details"]["sampled"] for name, s in sections.items()
                                 if s.get("details", {}).get("sampled")}},
         "benchmark": {"name": suite.name, "suite": str(suite.path), "labels": list(suite.labels),
-                      "n_eval": len(plan.eval), "n_eval_total": len(plan.eval_full),
+                      "n_eval": len(plan.eval), "n_eval_total": len(plan.eval_full), "chance_accuracy": chance,
+                      "truncation": truncation,
                       "sampled_rows": plan.eval.rows.tolist() if len(plan.eval) < len(plan.eval_full) else None},
         "model": ctx.model.describe() if ctx.model else None,
         "baseline": ctx.baseline.describe() if ctx.baseline else None,

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from audit.errors import DataError
+
 @dataclass(frozen=True)
 class Continuations:
     """A scoring request: one context and the continuations to score after it (an MC item's choices,
@@ -47,9 +49,12 @@ def encode(tokenizer, request: Continuations, max_length: int, prefix_id: int) -
     cont_ids = [w[len(ctx):] for w in wholes]
     if not ctx:
         ctx = [prefix_id]
+    empty = [k for k, c in enumerate(cont_ids) if not c]
+    if empty:  # it would score 0 nats and win every comparison
+        raise DataError(f"continuation {empty[0]} ({request.continuations[empty[0]]!r}) of the item ending "
+                        f"{request.context[-40:]!r} has no tokens under the model's tokenizer", "the benchmark's items",
+                        "fix or remove the item: every choice must hold text the tokenizer keeps")
     longest = max(len(c) for c in cont_ids)
-    if longest == 0:
-        raise ValueError(f"a continuation of {request.context[-40:]!r} has no tokens")
     keep = max(1, max_length - longest)
     truncated = len(ctx) > keep
     ctx = ctx[-keep:]

@@ -6,6 +6,7 @@ Exit codes: 0 pass; 1 fail, error or inconclusive; 2 bad input (one line on stde
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 from pathlib import Path
@@ -24,12 +25,31 @@ class BadInput(click.ClickException):
     exit_code = 2
 
 
+def path_error(exc: OSError) -> str | None:
+    """One line for an OSError that a path the user gave caused (a name the file system cannot hold), else None."""
+    if exc.errno == errno.ENAMETOOLONG:
+        return (f"{exc.filename}: a name in this path is longer than the file system allows (255 bytes a name) "
+                "(fix: give a shorter path)")
+    return None
+
+
 class AuditGroup(click.Group):
-    """Click, with every error on one line (a fix included) and Ctrl-C as exit 130, not "Aborted!" and 1."""
+    """Click, with every error on one line (a fix included) and Ctrl-C as exit 130, not "Aborted!" and 1.
+
+    A path the file system cannot hold, wherever it is first used, is bad input too. The command line is kept
+    (``ctx.obj["argv"]``, as ``audit ARGS``) for the report's manifest."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        args = list(sys.argv[1:] if args is None else args)
         try:
-            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            code = super().main(args, prog_name, complete_var, standalone_mode=False,
+                                obj={"argv": ["audit", *args]}, **extra)
+        except OSError as exc:
+            message = path_error(exc)
+            if message is None:
+                raise
+            click.echo(f"Error: {message}", err=True)
+            sys.exit(BadInput.exit_code)
         except click.exceptions.Abort:
             click.echo("audit: interrupted (no report written)", err=True)
             sys.exit(INTERRUPTED)
@@ -55,6 +75,11 @@ def guarded(fn):
         return fn()
     except AuditError as exc:
         raise BadInput(exc.message) from None
+
+
+def command_line() -> list[str]:
+    """``audit`` and the arguments as given (what the report's Reproduce line shows)."""
+    return list(click.get_current_context().find_root().obj["argv"])
 
 
 def explicit(name: str) -> bool:
@@ -124,8 +149,17 @@ def finish(report: dict, out: Path) -> None:
 @click.group(cls=AuditGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="audit")
 def main():
-    """Audit a (compressed) text classifier against the benchmark it claims: contamination,
-    calibration, robustness and regressions against its baseline, with a pass/fail verdict."""
+    """Audit a compressed model (a text classifier, or a causal language model: Hugging Face directory or GGUF)
+    against the benchmark it claims, and against its uncompressed baseline, with a pass/fail verdict.
+
+    \b
+    audit check MODEL -b SUITE [--baseline BASE]   accuracy, flips, calibration, shift, attacks, long tail,
+                                                   contamination, membership, LM robustness, KL, efficiency
+    audit contamination -b SUITE --train-data ...  the benchmark searched in training corpora (no model)
+    audit suites / validate SUITE.yaml             list the built-in benchmarks, check a suite and its data
+    audit compress / verify / diff / demo [--lm]   build variants, re-run a report, compare two, try it
+
+    Exit codes: 0 pass, 1 fail, error or inconclusive, 2 bad input, 130 interrupted."""
 
 
 @main.command()
@@ -155,9 +189,10 @@ def check(model, benchmark, baseline, train_data, probes, shift_set, device, bat
     from audit.runner import check as run_check
 
     req = CheckRequest(model=model, benchmark=benchmark, baseline=baseline, train_data=train_data,
-                       probes=parse_csv(probes), out=out, seed=seed, limit=limit, strict=strict,
-                       allow_unsafe=allow_unsafe, label_map=parse_label_map(label_map), drop_labels=tuple(drop_label),
-                       use_cache=not no_cache, shift_sets=parse_pairs(shift_set, "--shift-set", "NAME=PATH"),
+                       argv=command_line(), probes=parse_csv(probes), out=out, seed=seed, limit=limit,
+                       strict=strict, allow_unsafe=allow_unsafe, label_map=parse_label_map(label_map),
+                       drop_labels=tuple(drop_label), use_cache=not no_cache,
+                       shift_sets=parse_pairs(shift_set, "--shift-set", "NAME=PATH"),
                        engine=EngineConfig(device=device, batch_size=batch_size, batch_tokens=batch_tokens))
     finish(guarded(lambda: run_check(req, log)), out)
 
@@ -199,7 +234,7 @@ def contamination(benchmark, train_data, text_field, threshold, containment_thre
                                 "resume": str(resume) if resume else None}.items()
               if v is not None}
     req = CheckRequest(model="", benchmark=benchmark, train_data=train_data, out=out, seed=seed, limit=limit,
-                       command="contamination", params=params)
+                       argv=command_line(), command="contamination", params=params)
     finish(guarded(lambda: run_contamination(req, log)), out)
 
 
@@ -239,12 +274,14 @@ def validate(suite_file):
 @click.option("--allow-unsafe", is_flag=True, help="Allow pickle checkpoints and trust_remote_code models.")
 def compress(model, method, out, overwrite, allow_unsafe):
     """Write a compressed variant of MODEL that `audit check` can load back."""
-    from audit.compress import compress as run_compress, parse_method
-    from audit.models import load_model
+    from audit.compress import check_compress_out, compress as run_compress, parse_method
+    from audit.models import inspect_model, load_model
 
     def run():
-        parse_method(method)  # reject a bad method before loading the model
-        return run_compress(load_model(model, allow_unsafe=allow_unsafe), method, out, overwrite)
+        parse_method(method)  # everything checked before the model loads (seconds here, minutes for a real LM)
+        source = inspect_model(model, allow_unsafe=allow_unsafe)
+        check_compress_out(out, source, overwrite)
+        return run_compress(load_model(source, allow_unsafe=allow_unsafe), method, out, overwrite)
 
     recipe = guarded(run)
     extra = f", sparsity {recipe['measured_sparsity']:.3f}" if "measured_sparsity" in recipe else ""
@@ -259,9 +296,11 @@ def demo(device, batch_size, batch_tokens, out, lm):
     """Fine-tune the packaged MiniLM on SST-2, compress it to int8, and audit int8 vs fp32 on sst2; with --lm,
     audit three compressed builds of SmolLM2-135M against it on ARC-Easy (reports in OUT/<build>/)."""
     from audit.engine import EngineConfig
-    from audit.runner import check as run_check, check_out_dir
+    from audit.files import check_out_dir
+    from audit.runner import check as run_check
 
     engine = EngineConfig(device=device, batch_size=batch_size, batch_tokens=batch_tokens)
+    argv = command_line()
 
     def classifier():
         from audit.demo import BENCHMARK, demo_models
@@ -269,7 +308,7 @@ def demo(device, batch_size, batch_tokens, out, lm):
         check_out_dir(out, {})
         baseline, int8 = demo_models(log)
         return run_check(CheckRequest(model=str(int8), baseline=str(baseline), benchmark=BENCHMARK, out=out,
-                                      engine=engine), log)
+                                      engine=engine, argv=argv), log)
 
     if not lm:
         finish(guarded(classifier), out)
@@ -280,7 +319,8 @@ def demo(device, batch_size, batch_tokens, out, lm):
         check_out_dir(out, {})
         baseline, builds = lm_models(log)
         return {method: run_check(CheckRequest(model=str(path), baseline=str(baseline), benchmark=BENCHMARK,
-                                               limit=SAMPLE, out=out / method.replace(":", ""), engine=engine), log)
+                                               argv=argv, limit=SAMPLE, out=out / method.replace(":", ""),
+                                               engine=engine), log)
                 for method, path in builds.items()}, BUILDS
 
     reports, expected = guarded(language_models)
@@ -314,7 +354,8 @@ def verify(report, claims, out, use_cache, as_json):
     refuse_unused(claims is None, "out", "use_cache", why="--claims checks the report's numbers without a re-run")
     original = guarded(lambda: verify_mod.load_report(report))
     if claims:
-        results = verify_mod.check_claims(original, guarded(lambda: verify_mod.load_claims(claims)))
+        listed = guarded(lambda: verify_mod.load_claims(claims))
+        results = guarded(lambda: verify_mod.check_claims(original, listed, str(claims)))
         if as_json:
             click.echo(json.dumps(results, indent=2))
         else:
@@ -326,7 +367,7 @@ def verify(report, claims, out, use_cache, as_json):
     request = original["manifest"]["request"]
     if not use_cache:  # a resume folder is a cache of finished shards: a re-run scans afresh
         request = {**request, "params": {k: v for k, v in (request.get("params") or {}).items() if k != "resume"}}
-    req = guarded(lambda: CheckRequest.from_dict({**request, "use_cache": use_cache}, out))
+    req = guarded(lambda: CheckRequest.from_dict({**request, "use_cache": use_cache, "argv": command_line()}, out))
     changes = verify_mod.input_changes(original["manifest"])
     for c in changes:
         log(f"input changed since the original run: {c['path']} ({c['change']})")
@@ -342,6 +383,11 @@ def verify(report, claims, out, use_cache, as_json):
                            f"{row['original']} -> {row['new']}")
         counts = ", ".join(f"{n} {s}" for s, n in result["counts"].items())
         click.echo(f"verdict {result['verdict']['original']} -> {result['verdict']['new']}; metrics: {counts}")
+        click.echo("same hardware and versions as the original run: every metric must reproduce exactly"
+                   if result["same_environment"] else "the re-run's " + ", ".join(result["environment_changes"]) +
+                   " differ from the original run's: sampled metrics may move within their CIs")
+        if changes:
+            click.echo(f"{len(changes)} input file(s) changed since the original run: this is not a reproduction")
     click.echo(f"reproduced: {'yes' if result['reproduced'] else 'no'}  (re-run report: {out / 'report.json'})")
     sys.exit(0 if result["reproduced"] else 1)
 

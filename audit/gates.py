@@ -15,6 +15,10 @@ from audit import contract
 from audit.status import RISK_ORDER, STATUSES, blocks
 from audit.suite import GateSpec
 
+# A share of the eval items cut to fit the model's max length above this is a finding; above the second,
+# a gate on scores of those items is inconclusive: the model was not asked what the benchmark asks.
+TRUNCATION_NOTE, TRUNCATION_LIMIT = 0.01, 0.10
+
 
 def _observed(gate: GateSpec, section: dict, metric: str, decl) -> tuple[dict | None, str]:
     """(the estimate the gate compares, what it is called); None with a reason to skip."""
@@ -38,8 +42,35 @@ def _observed(gate: GateSpec, section: dict, metric: str, decl) -> tuple[dict | 
     return regression, f"regression of {gate.metric}"
 
 
-def evaluate(gate: GateSpec, probes: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """One gate against the report's probe sections; the result echoes threshold, CI and sample size."""
+def _at_end(est: dict, end: float, lower_is_better: bool) -> bool:
+    """Does the estimate sit at its range's worst end: its value there (or past it), or its CI reaching it?"""
+    tol = 1e-9
+    value, ci = est["value"], est.get("ci")
+    if lower_is_better:
+        return value >= end - tol or (ci is not None and ci[1] >= end - tol)
+    return value <= end + tol or (ci is not None and ci[0] <= end + tol)
+
+
+def _vacuous(gate: GateSpec, section: dict, metric: str, decl, chance: float | None) -> str | None:
+    """Why a regression gate compared nothing, or None: model and baseline both sit at the worst end of the
+    metric's declared range (consistency 0 for both, accuracy at chance for both, every attack succeeding),
+    so no regression could show. One rule for every probe, from the declarations."""
+    end = decl.worst_end(chance) if decl is not None else None
+    own, base = section["metrics"].get(metric), (section.get("baseline_metrics") or {}).get(metric)
+    if end is None or gate.max_regression is None or not own or not base or None in (own["value"], base["value"]):
+        return None
+    if not (_at_end(own, end, decl.lower_is_better) and _at_end(base, end, decl.lower_is_better)):
+        return None
+    where = f"chance ({end:.3g})" if decl.range[1 if decl.lower_is_better else 0] == contract.CHANCE else f"{end:g}"
+    return (f"model ({own['value']:.4g}) and baseline ({base['value']:.4g}) both sit at {metric}'s worst value, "
+            f"{where}, or their CIs reach it: no regression could show")
+
+
+def evaluate(gate: GateSpec, probes: dict[str, dict[str, Any]], chance: float | None = None,
+             truncation: dict | None = None) -> dict[str, Any]:
+    """One gate against the report's probe sections; the result echoes threshold, CI and sample size.
+    ``chance`` is the run's chance accuracy, where a metric's declared range starts; ``truncation`` how
+    many eval items the engine cut (``share``, ``n_truncated``, ``n``, ``max_length``: the worse model's)."""
     result = {"name": gate.name, "metric": gate.metric, "threshold": gate.threshold, "severity": gate.severity,
               "confidence": gate.confidence, "observed": None, "ci": None, "n": None, "status": "", "message": "",
               "description": gate.description}
@@ -61,6 +92,14 @@ def evaluate(gate: GateSpec, probes: dict[str, dict[str, Any]]) -> dict[str, Any
     if gate.min_samples and (n or 0) < gate.min_samples:
         return {**result, "status": "inconclusive",
                 "message": f"{what} = {est['value']:.4g} rests on {n} examples, fewer than min_samples {gate.min_samples}"}
+    if truncation and truncation["share"] > TRUNCATION_LIMIT and contract.get(gate.probe).scores_items:
+        return {**result, "status": "inconclusive",
+                "message": f"{what} = {est['value']:.4g}, but {truncation['n_truncated']} of {truncation['n']} eval "
+                           f"items were cut to fit max_length {truncation['max_length']}: the model did not see "
+                           "what the benchmark asks"}
+    vacuous = _vacuous(gate, section, metric, decl, chance)
+    if vacuous:
+        return {**result, "status": "inconclusive", "message": f"{what} compared nothing: {vacuous}"}
     lo_bound, hi_bound = gate.min, gate.max if gate.max is not None else gate.max_regression
     if gate.confidence is not None:
         ci = est.get("ci")
@@ -105,10 +144,21 @@ def verdict(gates: list[dict[str, Any]], probes: dict[str, dict[str, Any]],
         f", {len(blocking) - len(passed)} skipped or inconclusive (warn)" if len(passed) < len(blocking) else "")
 
 
-def findings(gates: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Gates that did not pass, ranked by risk: failed blocking gates, then inconclusive, then warnings."""
+def findings(gates: list[dict[str, Any]], truncation: dict | None = None) -> list[dict[str, Any]]:
+    """Gates that did not pass, ranked by risk: failed blocking gates, then inconclusive, then warnings; and
+    eval items cut to fit the model beyond ``TRUNCATION_NOTE``, after the failed blocking gates."""
     risky = [g for g in gates if (g["severity"], g["status"]) in RISK_ORDER]
-    return [{"gate": g["name"], "severity": g["severity"], "status": g["status"], "metric": g["metric"],
-             "observed": g["observed"], "ci": g["ci"], "message": g["message"]}
-            for g in sorted(risky, key=lambda g: (RISK_ORDER.index((g["severity"], g["status"])),
-                                                  -STATUSES[g["status"]].rank))]
+    ranked = [{"gate": g["name"], "severity": g["severity"], "status": g["status"], "metric": g["metric"],
+               "observed": g["observed"], "ci": g["ci"], "message": g["message"]}
+              for g in sorted(risky, key=lambda g: (RISK_ORDER.index((g["severity"], g["status"])),
+                                                    -STATUSES[g["status"]].rank))]
+    if truncation and truncation["share"] > TRUNCATION_NOTE:
+        cut = truncation["share"] > TRUNCATION_LIMIT
+        at = sum(f["severity"] == "fail" and f["status"] == "fail" for f in ranked)
+        ranked.insert(at, {"gate": "truncated-inputs", "severity": "warn", "status": "inconclusive" if cut else "fail",
+                           "metric": "benchmark.truncation", "observed": truncation["share"], "ci": None,
+                           "message": f"{truncation['n_truncated']} of {truncation['n']} eval items "
+                                      f"({truncation['share']:.0%}) were cut to fit max_length "
+                                      f"{truncation['max_length']}" + (f": gates on item scores are inconclusive "
+                                      f"above {TRUNCATION_LIMIT:.0%}" if cut else "")})
+    return ranked

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from audit.data import sha256_file
+from audit.files import sha256_file
 
 PACKAGES = ("audit", "torch", "transformers", "tokenizers", "numpy", "scikit-learn", "scipy", "datasets",
             "datasketch", "numba", "safetensors", "rapidfuzz", "textattack")
@@ -42,7 +42,7 @@ def file_hashes(paths) -> dict[str, str]:
 def model_entry(loaded) -> dict:
     """Where a model came from and the sha256 of each of its files (what `audit verify` re-checks)."""
     return {"path": loaded.source, "directory": str(loaded.directory), "fingerprint": loaded.fingerprint,
-            "files": {p.name: sha256_file(p) for p in loaded.files}}
+            "files": dict(loaded.hashes)}
 
 
 def build(*, argv: list[str], request: dict, seed: int, device, suite, data_paths, engine_config: dict | None,

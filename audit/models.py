@@ -20,13 +20,14 @@ import hashlib
 import io
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from audit import recipes
 from audit.errors import ModelError, did_you_mean
+from audit.files import sha256_file
 
 SAFE_WEIGHTS = ("*.safetensors",)
 PICKLE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
@@ -52,8 +53,12 @@ class ModelSource:
     labels: tuple[str, ...]  # a classifier's id2label, in logit order; () for a causal LM
     recipe: dict | None
     files: tuple[Path, ...]  # the files that define the model (what the fingerprint covers)
-    fingerprint: str
+    hashes: dict[str, str]  # file name -> sha256, for those files
     gguf: str | None = None  # the GGUF file's name inside ``directory``
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint_of(self.hashes)
 
 
 @dataclass
@@ -71,6 +76,8 @@ class LoadedModel:
     max_length_limit: str = "engine default"  # what sets max_length
     kind: str = CLASSIFIER
     files: tuple[Path, ...] = ()
+    hashes: dict[str, str] = field(default_factory=dict)  # file name -> sha256
+    gguf: str | None = None
 
     def describe(self) -> dict:
         return {"path": self.source, "kind": self.kind, "fingerprint": self.fingerprint, "labels": list(self.labels),
@@ -84,15 +91,19 @@ def model_files(directory: Path, gguf: str | None = None) -> list[Path]:
     return sorted({p for pat in FINGERPRINT_FILES for p in Path(directory).glob(pat) if p.is_file()})
 
 
+def file_hashes(paths) -> dict[str, str]:
+    """File name -> sha256 of its bytes, for the files of one model (names are unique in a directory)."""
+    return {p.name: sha256_file(p) for p in paths}
+
+
+def fingerprint_of(hashes: dict[str, str]) -> str:
+    """The model's fingerprint: sha256 over its files' names and sha256s (each file read once for both)."""
+    return hashlib.sha256("".join(f"{name}\0{digest}\n" for name, digest in sorted(hashes.items())).encode()).hexdigest()
+
+
 def fingerprint(directory: Path, gguf: str | None = None) -> str:
-    """sha256 over the names and bytes of the files that define the model."""
-    h = hashlib.sha256()
-    for p in model_files(directory, gguf):
-        h.update(p.name.encode() + b"\0")
-        with open(p, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
+    """The fingerprint of the files that define the model."""
+    return fingerprint_of(file_hashes(model_files(directory, gguf)))
 
 
 def resolve_directory(source: str, allow_unsafe: bool) -> tuple[Path, str | None]:
@@ -209,7 +220,7 @@ def inspect_model(source: str, *, allow_unsafe: bool = False) -> ModelSource:
     if gguf:
         check_gguf(directory / gguf)
         files = tuple(model_files(directory, gguf))
-        return ModelSource(source, directory, {}, CAUSAL_LM, (), None, files, fingerprint(directory, gguf), gguf)
+        return ModelSource(source, directory, {}, CAUSAL_LM, (), None, files, file_hashes(files), gguf)
     config = check_safety(directory, allow_unsafe)
     kind = model_kind(config, str(directory / "config.json"))
     if not any((directory / name).is_file() for name in TOKENIZER_FILES):
@@ -221,8 +232,12 @@ def inspect_model(source: str, *, allow_unsafe: bool = False) -> ModelSource:
         if not labels:
             raise ModelError("the model has fewer than two output classes (a regression head?)",
                              str(directory / "config.json"), "audit a sequence classifier with two or more classes")
-    return ModelSource(source, directory, config, kind, labels, recipes.read_recipe(directory),
-                       tuple(model_files(directory)), fingerprint(directory))
+    files = tuple(model_files(directory))
+    hashes = file_hashes(files)
+    recipe = recipes.read_recipe(directory)
+    if recipe:
+        recipes.check_lineage(recipe, hashes, directory)
+    return ModelSource(source, directory, config, kind, labels, recipe, files, hashes)
 
 
 def quiet_transformers() -> None:
@@ -272,7 +287,7 @@ def load_model(source: "str | ModelSource", *, allow_unsafe: bool = False) -> Lo
     limit, why = position_limit(module, tokenizer)
     labels = src.labels if src.kind == CLASSIFIER else ()
     return LoadedModel(src.source, src.directory, src.fingerprint, module, tokenizer, labels, recipe, limit, why,
-                       src.kind, src.files)
+                       src.kind, src.files, src.hashes, src.gguf)
 
 
 def position_limit(module, tokenizer) -> tuple[int, str]:

@@ -47,6 +47,24 @@ def read_recipe(directory: Path) -> dict | None:
     return recipe
 
 
+def check_lineage(recipe: dict, hashes: dict[str, str], directory: Path) -> None:
+    """A compressed directory holds exactly the files `audit compress` wrote (their sha256s are in the recipe);
+    otherwise the recipe's base and method describe some other model, and the report would vouch for them."""
+    where = str(Path(directory) / RECIPE_FILE)
+    written = recipe.get("files")
+    if not isinstance(written, dict):
+        raise ModelError("the recipe records no sha256 of the files it came with (an older audit wrote it)", where,
+                         "re-run audit compress on the base model")
+    present = {name: digest for name, digest in hashes.items() if name != RECIPE_FILE}
+    changed = sorted(n for n in set(written) | set(present) if written.get(n) != present.get(n))
+    if changed:
+        name = changed[0]
+        what = "is missing" if name not in present else "was added" if name not in written else "has changed"
+        raise ModelError(f"{name} {what} since audit compress wrote this directory ({len(changed)} file(s) differ), so "
+                         f"the recipe's base and method ({recipe['method']}) do not describe these weights", where,
+                         "re-run audit compress on the base model, or delete the recipe to audit the files as they are")
+
+
 def silence_torchao() -> None:
     """torchao warns on import that its GPU-only kernels do not load on a CPU machine, and torch that torchao
     registers enums the old way; transformers imports torchao whenever it is installed."""

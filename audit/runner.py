@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import sys
-import tempfile
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -24,9 +23,11 @@ from audit.contract import Estimate
 from audit.data import Split, file_format, iter_records, read_suite_data, required_fields
 from audit.engine import Engine, EngineConfig, Scorer
 from audit.errors import AuditError, DataError
+from audit.files import check_out_dir
+from audit.metrics import classification
 from audit.models import (CAUSAL_LM, CHOICE_POSITIONS, CLASSIFIER, Alignment, ModelSource, align_labels,
                           check_tokenizer, inspect_model, load_model)
-from audit.suite import CLASSIFICATION, NAME, DataSpec, Suite
+from audit.suite import CLASSIFICATION, NAME, PERPLEXITY, DataSpec, Suite
 
 MAX_SEED = 2**32 - 1  # numpy's SeedSequence takes any non-negative int; CLI and manifests keep it to 32 bits
 SMOKE_TEXTS = 16  # eval texts scored right after loading, before any probe
@@ -181,32 +182,14 @@ def check_executor(params: dict | None) -> None:
     if params["executor"] == "ray" and importlib.util.find_spec("ray") is None:
         raise AuditError("the Ray executor needs Ray, which is not installed", "contamination executor",
                          "pip install 'audit[ray]'")
+    if params.get("resume"):
+        from audit.contamination.resume import check_folder
+
+        check_folder(Path(params["resume"]))
     unused = [k for k in ("workers", "ray_address") if params[k] is not None]
     if params["executor"] != "ray" and unused:
         raise AuditError(f"{unused[0]} sets up the Ray executor, and the scan runs locally", "contamination executor",
                          "add executor: ray (--executor ray), or drop it")
-
-
-def check_out_dir(out: Path, protected: dict[str, Path]) -> None:
-    """The report folder can be written, without writing anything now, and is not inside a model directory
-    (the reports would change the model's files and so its fingerprint)."""
-    out = Path(out)
-    resolved = out.resolve()
-    for what, folder in protected.items():
-        if resolved == folder or folder in resolved.parents:
-            raise AuditError(f"{out} is inside the {what}'s directory {folder}; the reports would change its files",
-                             "--out", "write the reports elsewhere, e.g. --out reports")
-    if out.exists() and not out.is_dir():
-        raise AuditError(f"{out} is a file, not a folder", "--out", "give a folder for the reports")
-    existing = next(p for p in (resolved, *resolved.parents) if p.exists())
-    if not existing.is_dir():
-        raise AuditError(f"{existing} is a file, so {out} cannot be created", "--out", "give a folder for the reports")
-    try:
-        with tempfile.TemporaryFile(dir=existing):  # O_TMPFILE where available: nothing appears in the folder
-            pass
-    except OSError as exc:
-        raise AuditError(f"cannot write in {existing} ({exc.strerror})", "--out", "choose a folder you can write to") \
-            from None
 
 
 def prepare(req: CheckRequest, log, with_models: bool = True) -> Plan:
@@ -228,7 +211,7 @@ def prepare(req: CheckRequest, log, with_models: bool = True) -> Plan:
         for role, source in (("model", req.model), ("baseline", req.baseline)):
             if source:
                 sources[role] = inspect_model(source, allow_unsafe=req.allow_unsafe)
-                alignments[role] = alignment(sources[role], suite, req)
+                alignments[role] = alignment(sources[role], suite, req, role)
         if "baseline" in sources and sources["baseline"].fingerprint == sources["model"].fingerprint:
             raise AuditError("the baseline has the same files as the model, so every comparison would be empty",
                              "--baseline", "compare against the uncompressed model the audited one was made from")
@@ -241,11 +224,12 @@ def prepare(req: CheckRequest, log, with_models: bool = True) -> Plan:
                 corpora)
 
 
-def alignment(src: ModelSource, suite: Suite, req: CheckRequest) -> Alignment:
+def alignment(src: ModelSource, suite: Suite, req: CheckRequest, role: str = "model") -> Alignment:
     """How the model's outputs map onto the suite's labels; a model kind that does not fit the task is bad input."""
     wanted = CLASSIFIER if suite.task.kind == CLASSIFICATION else CAUSAL_LM
     if src.kind != wanted:
-        raise AuditError(f"a {suite.task.kind} suite needs a {wanted}, and this is a {src.kind}", src.source,
+        where = f"--baseline {src.source}" if role == "baseline" else src.source
+        raise AuditError(f"a {suite.task.kind} suite needs a {wanted}, and this is a {src.kind}", where,
                          f"audit a {wanted} on {suite.name}, or choose a {src.kind} suite (audit suites)")
     if src.kind == CLASSIFIER:
         return align_labels(src.labels, suite.labels, req.label_map, req.drop_labels, src.source)
@@ -253,6 +237,12 @@ def alignment(src: ModelSource, suite: Suite, req: CheckRequest) -> Alignment:
         if given:
             raise AuditError("a causal LM has no classes to map or drop", option, f"drop {option}")
     return CHOICE_POSITIONS
+
+
+def chance_accuracy(split: Split, labels: tuple[str, ...]) -> float:
+    """What a model that ignores its input scores (where accuracy metrics' declared range starts)."""
+    options = [len(item.continuations) for item in split.items] if split.items is not None else len(labels)
+    return classification.chance_accuracy(split.labels, options)
 
 
 def smoke(scorer: Scorer, split: Split) -> None:
@@ -281,13 +271,29 @@ def load_scorers(plan: Plan, req: CheckRequest, log) -> dict[str, Scorer]:
     return scorers
 
 
+def truncation(scorers: dict[str, Scorer], split: Split, task: str, log) -> dict | None:
+    """How many eval items the engine must cut to fit each model (the worse model's count decides), said in
+    the log when more than a few are; None for running text, which is scored in windows and never cut."""
+    if task == PERPLEXITY:
+        return None
+    counts = {role: int(s.truncated(split.inputs).sum()) for role, s in scorers.items()}
+    role = max(counts, key=counts.get)
+    n, cut = len(split), counts[role]
+    limit = scorers[role].engine.max_length(scorers[role].model)
+    out = {"share": cut / n, "n_truncated": cut, "n": n, "max_length": limit, "by_role": counts}
+    if out["share"] > gates_mod.TRUNCATION_NOTE:
+        log(f"warning: {cut} of {n} eval items ({out['share']:.0%}) are longer than max_length {out['max_length']} "
+            f"in the {role}'s tokens and are cut")
+    return out
+
+
 def check(req: CheckRequest, log=lambda msg: None) -> dict:
     """Run an audit and write its report; returns the report dict."""
     plan = prepare(req, log)
     scorers = load_scorers(plan, req, log)
     ctx = ProbeContext(plan.suite, plan.eval, scorers["model"], scorers.get("baseline"), req.seed,
                        tuple(Path(p) for p in req.train_data), dict(plan.splits), req.limit)
-    return run_and_report(req, plan, ctx, log)
+    return run_and_report(req, plan, ctx, log, truncation(scorers, plan.eval, plan.suite.task.kind, log))
 
 
 def contamination(req: CheckRequest, log=lambda msg: None) -> dict:
@@ -345,14 +351,17 @@ def section_of(result: ProbeResult, spec: contract.ProbeSpec, labels: tuple[str,
     return out
 
 
-def run_and_report(req: CheckRequest, plan: Plan, ctx: ProbeContext, log) -> dict:
-    """Run the probes, apply the gates, write the report files; returns the report dict."""
+def run_and_report(req: CheckRequest, plan: Plan, ctx: ProbeContext, log, cut: dict | None = None) -> dict:
+    """Run the probes, apply the gates, write the report files; returns the report dict. ``cut``: how many eval
+    items the engine cuts (see ``truncation``)."""
     sections = {}
     for name, params in plan.probes.items():
         log(f"probe {name}")
         sections[name] = run_probe(name, params, ctx, req.strict)
-    gate_results = [gates_mod.evaluate(g, sections) for g in plan.suite.gates
+    chance = chance_accuracy(plan.eval, plan.suite.labels) if plan.suite.task.labelled else None
+    gate_results = [gates_mod.evaluate(g, sections, chance, cut) for g in plan.suite.gates
                     if req.command == "check" or g.probe in plan.probes]
-    result = assemble.report(req=req, plan=plan, ctx=ctx, sections=sections, gates=gate_results)
+    result = assemble.report(req=req, plan=plan, ctx=ctx, sections=sections, gates=gate_results, chance=chance,
+                             truncation=cut)
     report.write_all(result, req.out)
     return result

@@ -40,6 +40,9 @@ GATE_KEYS = {"name", "metric", "min", "max", "max_regression", "confidence", "mi
              "override"}
 SEVERITIES = ("fail", "warn")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # shift-set names become metric names and HTML ids
+# No gate decides on a handful of examples (one item gives a zero-width bootstrap CI): a suite that sets no
+# min_samples gets this; a suite or a gate may set its own.
+MIN_SAMPLES = 30
 
 
 @dataclass(frozen=True)
@@ -235,6 +238,9 @@ def _read_with_includes(path: Path, chain: tuple[Path, ...]) -> tuple[dict, tupl
     origins: dict[str, Path] = {}
     for inc in includes:
         inc_path = (path.parent / inc).resolve()
+        if not inc_path.is_relative_to(path.parent.resolve()):  # as data paths: a shared suite reads only its folder
+            raise SpecError(f"included file '{inc}' leaves the suite's folder {path.parent.resolve()}", f"{path}: include",
+                            "put the included file in the suite's folder (or below it)")
         if not inc_path.is_file():
             raise SpecError(f"included file '{inc}' not found", f"{path}: include", "give a path relative to the suite file")
         inc_doc, inc_files, inc_origins = _read_with_includes(inc_path, chain + (path,))
@@ -342,7 +348,7 @@ def _build(doc: dict[str, Any], path: Path, files: tuple[Path, ...]) -> Suite:
     inconclusive = doc.get("inconclusive", "fail")
     if inconclusive not in ("fail", "warn"):
         raise SpecError(f"unknown value '{inconclusive}'", f"{where}: inconclusive", "use fail or warn")
-    min_samples = _positive_int(doc.get("min_samples"), f"{where}: min_samples")
+    min_samples = _positive_int(doc.get("min_samples", MIN_SAMPLES), f"{where}: min_samples")
     suite = Suite(name=name, description=str(doc.get("description", "")), path=path, files=files, labels=labels,
                   eval=splits["eval"], reference=splits.get("reference"), shift_sets=shift_sets,
                   probes=_probes(doc.get("probes") or {}, task.kind, where), gates=(), max_length=max_length,
@@ -568,6 +574,9 @@ def _gate(spec: Any, i: int, params: dict[str, dict], labels: tuple[str, ...], m
     for k, v in bounds.items():
         if not math.isfinite(v):
             raise SpecError(f"threshold {k} must be a finite number, got {v}", f"{here}.{k}", "e.g. max: 0.05")
+    if "min" in bounds and "max" in bounds and bounds["min"] > bounds["max"]:
+        raise SpecError(f"min {bounds['min']} is above max {bounds['max']}, so no value could pass", here,
+                        "swap them, or split the gate in two")
     if "max_regression" in bounds and len(bounds) > 1:
         raise SpecError("'max_regression' cannot be combined with 'min' or 'max'", here, "split it into two gates")
     if "max_regression" in bounds and declared.better == "none":

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from audit import contract, gates as gates_mod, yamlfile
 from audit.assemble import SCHEMA_VERSION
-from audit.data import sha256_file
+from audit.files import sha256_file
 from audit.errors import AuditError, did_you_mean
 from audit.suite import GateSpec
 
@@ -80,37 +80,57 @@ def varies(probe: str, metric: str) -> bool:
     return bool(decl and decl.varies)
 
 
+def environment(manifest: dict) -> dict:
+    """What a re-run's numbers depend on besides the inputs: hardware, platform, package versions."""
+    return {"device": manifest.get("device"), "platform": manifest.get("platform"), "python": manifest.get("python"),
+            "packages": manifest.get("packages")}
+
+
+def _status(old: dict, new: dict | None, exact: bool) -> str:
+    """How one re-run metric compares with the recorded one. Every random choice is seeded, so on the same
+    hardware and versions every metric must come out exactly as recorded. Elsewhere float rounding may move a
+    sampled estimate (one with a CI) a little: "within CI" then means the two estimates are compatible, each
+    inside the other's interval (a recorded value edited by hand, its CI left as it was, is not inside the
+    re-run's). A metric without a CI must reproduce anywhere."""
+    value, ci = (new or {}).get("value"), old.get("ci")
+    if old["value"] is None or value is None:
+        return "reproduced" if old["value"] is value else "differs"
+    if _close(old["value"], value):
+        return "reproduced"
+    new_ci = (new or {}).get("ci") or ci
+    if not exact and ci is not None and ci[0] <= value <= ci[1] and new_ci[0] <= old["value"] <= new_ci[1]:
+        return "within CI"
+    return "differs"
+
+
 def compare(original: dict, new: dict) -> list[dict]:
-    """Every metric of every probe: reproduced, within the original CI, differs, or varies (timing)."""
+    """Every metric of every probe: reproduced, within CI (another environment only), differs, or varies
+    (timing)."""
+    exact = environment(original["manifest"]) == environment(new["manifest"])
     rows = []
     for name, section in original["probes"].items():
         fresh = new["probes"].get(name, {})
         for part in ("metrics", "baseline_metrics"):
             for metric, old in (section.get(part) or {}).items():
-                value = ((fresh.get(part) or {}).get(metric) or {}).get("value")
-                ci = old.get("ci")
-                if varies(name, metric):
-                    status = "varies (timing, not compared)"
-                elif old["value"] is None or value is None:
-                    status = "reproduced" if old["value"] is value else "differs"
-                elif _close(old["value"], value):
-                    status = "reproduced"
-                elif ci is not None and ci[0] <= value <= ci[1]:
-                    status = "within CI"
-                else:
-                    status = "differs"
+                estimate = (fresh.get(part) or {}).get(metric)
+                status = "varies (timing, not compared)" if varies(name, metric) else _status(old, estimate, exact)
                 rows.append({"probe": name, "role": "model" if part == "metrics" else "baseline", "metric": metric,
-                             "original": old["value"], "new": value, "status": status})
+                             "original": old["value"], "new": (estimate or {}).get("value"), "status": status})
     return rows
 
 
 def summarize(original: dict, new: dict, changes: list[dict]) -> dict:
+    """Reproduced: the inputs are the recorded bytes, the verdict is the same, and no metric differs."""
     rows = compare(original, new)
     gates = [{"gate": g["name"], "original": g["status"],
               "new": next((h["status"] for h in new["gates"] if h["name"] == g["name"]), None)} for g in original["gates"]]
-    differs = [r for r in rows if r["status"] == "differs"]
-    return {"reproduced": original["verdict"] == new["verdict"] and not differs,
+    bad = [r for r in rows if r["status"] == "differs"]
+    same_environment = environment(original["manifest"]) == environment(new["manifest"])
+    return {"reproduced": original["verdict"] == new["verdict"] and not bad and not changes,
             "verdict": {"original": original["verdict"], "new": new["verdict"]}, "input_changes": changes,
+            "same_environment": same_environment,
+            "environment_changes": sorted(k for k, v in environment(original["manifest"]).items()
+                                          if environment(new["manifest"])[k] != v),
             "gates": gates, "metrics": rows,
             "counts": {s: sum(r["status"] == s for r in rows) for s in sorted({r["status"] for r in rows})}}
 
@@ -141,9 +161,27 @@ def _finite(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def check_claims(report: dict, claims: list[dict]) -> list[dict]:
-    """Each claim against the measured value and its CI: supported, contradicted or inconclusive."""
+def check_claims(report: dict, claims: list[dict], where: str = "claims") -> list[dict]:
+    """Each claim against the measured value and its CI: supported, contradicted or inconclusive. A claim
+    on a metric no probe has (a typo) is bad input, not an inconclusive claim."""
+    for i, c in enumerate(claims):
+        _check_metric_name(report, c["metric"], f"{where}: claims[{i}].metric")
     return [_claim(report, c) for c in claims]
+
+
+def _check_metric_name(report: dict, name: str, where: str) -> None:
+    """The metric a probe of the report measured, or (the probe did not run) one its declaration names."""
+    probe, metric = name.split(".", 1)
+    spec = contract.get(probe, where)
+    section = report["probes"].get(probe)
+    if section is not None and section["status"] == "ok":
+        known = set(section.get("metrics") or {}) | set(section.get("baseline_metrics") or {})
+        if metric not in known:
+            raise AuditError(f"the report's {probe} probe has no metric '{metric}'", where,
+                             did_you_mean(metric, known))
+    elif spec.metric(metric) is None:
+        raise AuditError(f"probe '{probe}' has no metric '{metric}'", where,
+                         did_you_mean(metric, [m.name for m in spec.metrics]))
 
 
 def _claim(report: dict, c: dict) -> dict:
@@ -160,9 +198,11 @@ def _claim(report: dict, c: dict) -> dict:
     confidence = section.get("params", {}).get("confidence")
     bounds = {k: float(c[k]) for k in ("min", "max", "max_regression") if k in c}
     probes = {**report["probes"], probe: section}
-    gate = gates_mod.evaluate(GateSpec(name=out["claim"], metric=c["metric"], confidence=confidence, **bounds), probes)
+    facts = report["benchmark"].get("chance_accuracy"), report["benchmark"].get("truncation")
+    gate = gates_mod.evaluate(GateSpec(name=out["claim"], metric=c["metric"], confidence=confidence, **bounds), probes,
+                              *facts)
     if gate["status"] == "error" and confidence is not None:  # no CI for this metric: judge the point estimate
-        gate = gates_mod.evaluate(GateSpec(name=out["claim"], metric=c["metric"], **bounds), probes)
+        gate = gates_mod.evaluate(GateSpec(name=out["claim"], metric=c["metric"], **bounds), probes, *facts)
     status = {"pass": "supported", "fail": "contradicted"}.get(gate["status"], "inconclusive")
     return out | {"status": status, "measured": gate["observed"], "ci": gate["ci"], "reason": gate["message"]}
 

@@ -344,6 +344,96 @@ CASES = [
 ]
 
 
+# ---- round two: the hostile-input sweep of the landed main -------------------------------------------------
+
+LONG = "x" * 300  # a path name over the 255 bytes a file system allows
+
+
+def blank_choice_suite(e: Env, blank: str) -> Path:
+    """A multiple-choice suite whose items' gold choice is blank (it would score only the delimiter, and win)."""
+    suite = mc_suite(e)
+    e.file("mc.jsonl", "".join(json.dumps({"q": t, "choices": [blank, "bad", "maybe"], "answer": 0}) + "\n"
+                               for t, _ in sst2_rows(32)))
+    return suite
+
+
+def blank_documents(e: Env) -> Path:
+    e.file("docs.jsonl", '{"text": "   "}\n{"text": ""}\n')
+    return e.file("ppl.yaml", "task: perplexity\ndata: {eval: {path: docs.jsonl, text_field: text}}\n"
+                              "probes: {perplexity: {}}\ngates: [{name: p, metric: perplexity.token_perplexity, max: 50}]\n")
+
+
+def including_outside(e: Env) -> Path:
+    secret = e.root / "secret"
+    secret.mkdir(exist_ok=True)
+    (secret / "creds.yaml").write_text("name: leaked-credentials\n")
+    return e.suite_with("name: tiny", "include: ../secret/creds.yaml\nname: tiny")
+
+
+def few_shot_suite(e: Env) -> Path:
+    return e.file("fs.yaml", mc_suite(e).read_text().replace("task: multiple_choice",
+                                                                 "task: multiple_choice\nfewshot: {k: 40}"))
+
+
+def trailing_garbage(e: Env) -> Path:
+    rows = "sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in sst2_rows(64))
+    return eval_file(e, gzip.compress(rows.encode()) + b"not gzip at all", "d.tsv.gz")
+
+
+def foreign_resume(e: Env) -> Path:
+    folder = e.root / "photos"
+    folder.mkdir()
+    (folder / "holiday.jpg").write_bytes(b"\xff\xd8")
+    return folder
+
+
+def claims_file(e: Env, metric: str) -> Path:
+    return e.file("claims.yaml", f"claims:\n  - {{metric: {metric}, value: 0.5}}\n")
+
+
+SWEEP = [
+    Case("blank-gold-choice", lambda e: ["validate", blank_choice_suite(e, "")], ("mc.jsonl:1", "choice 0", "blank")),
+    Case("whitespace-gold-choice-check", lambda e: e.check(model=e.llama, suite=blank_choice_suite(e, "  ")),
+         ("mc.jsonl:1", "blank")),
+    Case("long-name-out", lambda e: e.check("--out", e.root / LONG), (LONG, "longer than the file system allows")),
+    Case("long-name-model", lambda e: e.check(model=e.root / LONG), (LONG, "longer than the file system allows")),
+    Case("long-name-benchmark", lambda e: e.check(suite=e.root / f"{LONG}.yaml"), ("longer than the file system allows",)),
+    Case("long-name-train-data", lambda e: e.check("--probes", "accuracy,contamination", "--train-data", e.root / LONG),
+         (LONG, "longer than the file system allows")),
+    Case("long-name-validate", lambda e: ["validate", e.root / f"{LONG}.yaml"], ("longer than the file system allows",)),
+    Case("compress-into-the-model", lambda e: ["compress", e.model_copy("m"), "--method", "prune:0.5", "--out",
+                                               e.root / "m", "--overwrite"], ("--out", "inside the model's directory")),
+    Case("compress-over-the-models-folder", lambda e: ["compress", e.model_copy("m"), "--method", "prune:0.5", "--out",
+                                                       e.root, "--overwrite"], ("--out", "holds the model")),
+    Case("compressed-weights-swapped", lambda e: e.check(model=swapped_weights(e)),
+         ("audit_compression.json", "model.safetensors has changed since audit compress wrote")),
+    Case("include-leaves-the-folder", lambda e: ["validate", including_outside(e)],
+         ("include", "leaves the suite's folder")),
+    Case("perplexity-documents-blank", lambda e: ["validate", blank_documents(e)], ("docs.jsonl:1", "blank")),
+    Case("claim-on-a-misspelt-metric", lambda e: ["verify", e.report, "--claims", claims_file(e, "accuracy.acuracy")],
+         ("claims[0].metric", "no metric 'acuracy'", "did you mean 'accuracy'")),
+    Case("claim-on-an-unknown-probe", lambda e: ["verify", e.report, "--claims", claims_file(e, "acuracy.accuracy")],
+         ("claims[0].metric", "unknown probe 'acuracy'")),
+    Case("baseline-of-the-wrong-kind", lambda e: e.check("--baseline", e.llama), ("--baseline", "tiny-llama", "causal-lm")),
+    Case("gate-never-passable", lambda e: ["validate", e.suite_with("min: 0.0}", "min: 0.9, max: 0.1}")],
+         ("gates[0]", "min 0.9 is above max 0.1")),
+    Case("few-shot-larger-than-the-split", lambda e: ["validate", few_shot_suite(e)],
+         ("mc.jsonl", "fewshot.k asks for 40")),
+    Case("gzip-trailing-garbage", lambda e: ["validate", trailing_garbage(e)], ("d.tsv.gz", "trailing garbage")),
+    Case("foreign-resume-folder", lambda e: ["contamination", "-b", e.suite, "--train-data", e.file("c.txt", "a b c d e\n"),
+                                             "--resume", foreign_resume(e), "--out", e.out],
+         ("photos", "not a resume folder")),
+]
+
+
+def swapped_weights(e: Env) -> Path:
+    """An `audit compress` directory whose weights were replaced by another model's."""
+    out = e.root / "pruned"
+    assert run("compress", e.bert, "--method", "prune:0.3", "--out", out).exit_code == 0
+    shutil.copy(e.other / "model.safetensors", out / "model.safetensors")
+    return out
+
+
 def two_ggufs(e: Env) -> Path:
     folder = e.root / "ggufs"
     folder.mkdir()
@@ -362,6 +452,9 @@ def old_schema(e: Env) -> Path:
     report = json.loads(e.report.read_text())
     report["schema_version"] = "1.1"
     return e.file("old.json", json.dumps(report))
+
+
+CASES += SWEEP
 
 
 def test_the_table_is_large_and_names_are_unique():
@@ -417,3 +510,131 @@ def test_a_gzip_file_is_read_by_its_bytes_whatever_its_name(env):
     (env.suite.parent / "dev.tsv").write_bytes(gzip.compress(rows.encode()))
     assert run("validate", env.suite).exit_code == 0
     assert run("check", env.bert, "-b", env.suite, "--out", env.out).exit_code == 0
+
+
+def constant_classifier(e: Env, label: int) -> Path:
+    """The tiny BERT with a head that always answers ``label``."""
+    from safetensors.torch import load_file, save_file
+
+    d = e.model_copy(f"constant-{label}")
+    weights = load_file(d / "model.safetensors")
+    weights["classifier.weight"][:] = 0
+    weights["classifier.bias"][:] = -10.0
+    weights["classifier.bias"][label] = 10.0
+    save_file(weights, d / "model.safetensors", metadata={"format": "pt"})
+    return d
+
+
+def test_a_suite_without_min_samples_does_not_decide_on_one_item(env):
+    """main passed an accuracy floor of 0.9 with a constant classifier on the one item --limit 1 sampled."""
+    from audit import suite as suite_mod
+    from audit.data import read_suite_data
+
+    strict = env.suite_with("min: 0.0}", "min: 0.9}", "floor.yaml")
+    picked = read_suite_data(suite_mod.load(str(strict)))["eval"].sample(1, 0)
+    result = run("check", constant_classifier(env, int(picked.labels[0])), "-b", strict, "--limit", 1, "--out", env.out)
+    assert result.exit_code == 1, result.output
+    gate = json.loads((env.out / "report.json").read_text())["gates"][0]
+    assert gate["observed"] == 1.0 and gate["status"] == "inconclusive" and "fewer than min_samples 30" in gate["message"]
+
+
+def test_a_full_disk_while_writing_reports_is_one_line_and_leaves_nothing(env, monkeypatch):
+    import errno
+    import os
+
+    from audit import report as report_mod
+
+    real = os.fdopen
+
+    def full(fd, *args, **kwargs):
+        f = real(fd, *args, **kwargs)
+
+        class Full:
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                f.close()
+
+            def write(self, text):
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return Full()
+
+    assert run("check", env.bert, "-b", env.suite, "--out", env.out / "old").exit_code == 0
+    before = (env.out / "old" / "report.json").read_bytes()
+    monkeypatch.setattr(report_mod.os, "fdopen", full)
+    for out in (env.out / "new", env.out / "old"):
+        result = run("check", env.bert, "-b", env.suite, "--out", out)
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+        assert len(errors) == 1 and "--out" in errors[0] and "no space left" in errors[0]
+    assert not (env.out / "new").exists()
+    assert sorted(p.name for p in (env.out / "old").iterdir()) == sorted(report_mod.FILES)  # no temp file left
+    assert (env.out / "old" / "report.json").read_bytes() == before
+
+
+def test_verify_does_not_vouch_for_an_edited_value_or_changed_inputs(env):
+    original = json.loads(env.report.read_text())
+    acc = original["probes"]["accuracy"]["metrics"]["accuracy"]
+    lo, hi = acc["ci"]
+    edited = json.loads(env.report.read_text())
+    edited["probes"]["accuracy"]["metrics"]["accuracy"]["value"] = round(lo + 0.9 * (hi - lo), 4)  # CI left as it was
+    path = env.file("edited.json", json.dumps(edited))
+    result = run("verify", path, "--out", env.root / "v1")
+    assert result.exit_code == 1 and "[differs] accuracy.accuracy (model)" in result.output, result.output
+    assert "every metric must reproduce exactly" in result.output and "reproduced: no" in result.output
+
+    forged = json.loads(env.report.read_text())
+    data = next(iter(forged["manifest"]["data"]))
+    forged["manifest"]["data"][data] = "0" * 64
+    result = run("verify", env.file("forged.json", json.dumps(forged)), "--out", env.root / "v2")
+    assert result.exit_code == 1 and "input changed since the original run" in result.output
+    assert "not a reproduction" in result.output and "reproduced: no" in result.output
+
+    assert run("verify", env.report, "--out", env.root / "v3").exit_code == 0  # the untouched report still does
+
+
+def test_verify_accepts_an_estimate_within_both_cis_only_on_another_machine():
+    from audit.verify import compare
+
+    section = {"status": "ok", "metrics": {"accuracy": {"value": 0.80, "ci": [0.75, 0.85], "n": 300},
+                                           "n_flipped": {"value": 3.0}}}
+    moved = {"status": "ok", "metrics": {"accuracy": {"value": 0.81, "ci": [0.76, 0.86], "n": 300},
+                                         "n_flipped": {"value": 4.0}}}
+    edited = {"status": "ok", "metrics": {"accuracy": {"value": 0.99, "ci": [0.75, 0.85]}}}
+    here = {"device": {"type": "cpu", "cpu": "x86_64"}, "platform": "p", "python": "3.11", "packages": {"torch": "2"}}
+    there = {**here, "device": {"type": "cpu", "cpu": "aarch64"}}
+    report = lambda s, m: {"probes": {"accuracy": s, "comparison": {"status": "ok", "metrics": {}}}, "manifest": m}
+    status = lambda a, b: {r["metric"]: r["status"] for r in compare(a, b)}
+    assert status(report(section, here), report(moved, here)) == {"accuracy": "differs", "n_flipped": "differs"}
+    assert status(report(section, here), report(moved, there)) == {"accuracy": "within CI", "n_flipped": "differs"}
+    assert status(report(edited, here), report(section, there))["accuracy"] == "differs"
+
+
+def test_compress_checks_its_output_before_loading_the_model(env, monkeypatch):
+    from audit import models
+
+    def never(*args, **kwargs):
+        raise AssertionError("the model was loaded before --out was checked")
+
+    out = env.root / "taken"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    monkeypatch.setattr(models, "load_model", never)
+    result = run("compress", env.bert, "--method", "prune:0.5", "--out", out)
+    assert result.exit_code == 2 and "not empty" in result.output and (out / "notes.txt").read_text() == "mine"
+
+
+def test_contexts_cut_to_max_length_are_a_finding_and_make_item_gates_inconclusive(env):
+    suite = env.file("cut.yaml", mc_suite(env).read_text().replace("task: multiple_choice",
+                                                                    "task: multiple_choice\nmax_length: 8"))
+    result = run("check", env.llama, "-b", suite, "--out", env.out)
+    assert result.exit_code == 1, result.output
+    report = json.loads((env.out / "report.json").read_text())
+    cut = report["benchmark"]["truncation"]["n_truncated"]
+    longer = sum(len(t.split()) > 7 for t, _ in sst2_rows(32))  # word-level tokens; one is left for the choice
+    assert cut == longer > 3 and f"{cut} of 32 eval items" in result.output and "longer than max_length 8" in result.output
+    assert report["gates"][0]["status"] == "inconclusive" and "cut to fit max_length 8" in report["gates"][0]["message"]
+    assert report["summary"]["findings"][0]["gate"] == "truncated-inputs"
+    for name in ("report.md", "report.html"):
+        assert "were cut to fit max_length 8" in (env.out / name).read_text().replace("\\_", "_")  # md escapes _

@@ -103,3 +103,17 @@ def test_divergence_from_itself_is_zero_and_from_another_model_is_not(tiny_llama
     assert same.shape[1] == 4 and np.allclose(same[:, 2], 0, atol=1e-6) and same[:, 3].all()
     assert np.allclose(same[:, 0], same[:, 1]) and diff[:, 2].mean() > 0.01 and diff[:, 3].mean() < 1
     np.testing.assert_allclose(diff[:, 0], engine.token_logprobs(model, texts)[0], atol=1e-5)
+
+
+def test_a_continuation_the_tokenizer_drops_is_bad_input_not_a_free_win():
+    """A choice that tokenizes to nothing would score 0 nats, the best possible, and win every item."""
+    from audit.errors import DataError
+
+    class Dropping:  # keeps only letters, one token per word
+        def __call__(self, texts):
+            one = lambda t: [ord(w[0]) for w in t.split() if w.isalpha()]
+            return {"input_ids": [one(t) for t in texts] if isinstance(texts, list) else one(texts)}
+
+    assert encode(Dropping(), Continuations("the film", (" good", " bad")), 16, 1).spans[1][1] == 1
+    with pytest.raises(DataError, match=r"continuation 1 \(' \?\?'\).*has no tokens"):
+        encode(Dropping(), Continuations("the film", (" good", " ??")), 16, 1)

@@ -67,9 +67,9 @@ def test_failing_gate_exits_1_and_skips_baseline_probe(tiny_bert, tiny_suite, tm
 
 def test_limit_samples_eval_with_seed(tiny_bert, tiny_suite, tmp_path):
     for seed in (1, 1, 2):
-        assert run("check", tiny_bert, "-b", tiny_suite, "--limit", 20, "--seed", seed, "--out", tmp_path / str(seed)).exit_code == 0
+        assert run("check", tiny_bert, "-b", tiny_suite, "--limit", 40, "--seed", seed, "--out", tmp_path / str(seed)).exit_code == 0
     r1, r2 = (json.loads((tmp_path / s / "report.json").read_text())["benchmark"] for s in ("1", "2"))
-    assert r1["n_eval"] == 20 and r1["n_eval_total"] == 64 and len(set(r1["sampled_rows"])) == 20
+    assert r1["n_eval"] == 40 and r1["n_eval_total"] == 64 and len(set(r1["sampled_rows"])) == 40
     assert r1["sampled_rows"] != r2["sampled_rows"]
 
 
@@ -223,3 +223,18 @@ def test_a_dropped_model_class_is_named_in_the_reports(tiny_suite, tmp_path):
     assert model["label_mapping"] == {"negative": "negative", "positive": "positive"}
     assert "classes neutral are not suite labels and were dropped" in (out / "report.md").read_text()
     assert "neutral are not suite labels and were dropped" in (out / "report.html").read_text()
+
+
+def test_top_level_help_says_what_the_tool_does_today():
+    result = run("--help")
+    assert result.exit_code == 0 and "causal language model" in result.output and "GGUF" in result.output
+    assert "text classifier" in result.output and all(name in result.output for name in main.commands)
+
+
+def test_the_reproduce_line_is_the_command_as_typed(tiny_bert, tiny_suite, tmp_path):
+    out = tmp_path / "out"
+    assert run("check", tiny_bert, "-b", tiny_suite, "--out", out).exit_code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["manifest"]["command"] == ["audit", "check", str(tiny_bert), "-b", str(tiny_suite), "--out", str(out)]
+    md = (out / "report.md").read_text()
+    assert f"\naudit check {tiny_bert}" in md and "bin/audit" not in md

@@ -85,6 +85,9 @@ def test_lm_demo_ranks_a_harmless_a_costly_and_a_broken_build(tmp_path, demo_cac
         jsonschema.Draft202012Validator(schema()).validate(report)
         assert report["baseline"]["kind"] == "causal-lm" and report["benchmark"]["n_eval"] == 400
         assert all(p["status"] == "ok" for p in report["probes"].values())
+        # SmolLM2-135M answers "A" under every order of listed choices, build and baseline alike: nothing to compare
+        gate = next(g for g in report["gates"] if g["name"] == "choice-order-consistency")
+        assert gate["status"] == "inconclusive" and "compared nothing" in gate["message"], gate
     assert {b: r["verdict"] for b, r in reports.items()} == {"int8-weight": "pass", "int4-weight": "fail",
                                                              "prune0.4": "fail"}
     kl = [reports[b]["probes"]["perplexity"]["metrics"]["kl_mean"]["value"] for b in ("int8-weight", "int4-weight", "prune0.4")]

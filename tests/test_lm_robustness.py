@@ -74,8 +74,8 @@ class Scripted:
     def predict(self, items):
         return self.proba(items).argmax(axis=1)
 
-    def n_truncated(self, texts):
-        return 0
+    def truncated(self, inputs):
+        return np.zeros(len(inputs), dtype=bool)
 
 
 def letter_of(item, content: str) -> int:

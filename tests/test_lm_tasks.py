@@ -55,7 +55,7 @@ probes:
   perplexity: {split: docs, max_tokens: 64, n_bootstrap: 50}
   efficiency: {latency_sample: 3, throughput_sample: 16, warmup: 1, rounds: 2}
 gates:
-  - {name: acc-drop, metric: accuracy.accuracy_norm, max_regression: 0.9, confidence: 0.95}
+  - {name: acc-drop, metric: accuracy.accuracy_norm, max_regression: 0.9, confidence: 0.95, severity: warn}
   - {name: kl, metric: perplexity.kl_mean, max: 100}
 """)
     (tmp_path / "ppl.yaml").write_text("""\
@@ -114,6 +114,8 @@ def test_multiple_choice_check_matches_a_reference_and_runs_every_probe(lm_suite
     assert ppl["kl_mean"]["value"] > 0 and 0 < ppl["top1_agreement"]["value"] <= 1 and ppl["n_texts"]["value"] == 4
     assert report["probes"]["efficiency"]["metrics"]["throughput_tokens_per_s"]["value"] > 0
     assert "perplexity" in (out / "report.html").read_text()
+    gate = next(g for g in report["gates"] if g["name"] == "acc-drop")  # two random models, both at chance
+    assert gate["status"] == "inconclusive" and "compared nothing" in gate["message"] and "chance" in gate["message"]
 
 
 def test_running_text_perplexity_and_kl_against_the_same_weights(lm_suites, tiny_llama, tmp_path):

@@ -134,3 +134,49 @@ def test_without_a_reference_or_enough_items_the_probe_says_why(planted):
     assert m["exchangeability_p"]["value"] is None and "too few units" in m["exchangeability_p"]["note"]
     assert m["minkpp_auroc"]["value"] is None and "no reference set" in m["minkpp_auroc"]["note"]
     assert m["minkpp_mean"]["value"] is not None and report["gates"][0]["status"] == "inconclusive"
+
+
+def test_the_blind_classifier_separates_texts_of_another_kind_and_not_a_random_split():
+    from audit.metrics.membership import blind_scores
+
+    texts = [t for t, _ in sst2_rows(200)]
+    split = np.random.default_rng(0).permutation(200)
+    halves = [texts[i] for i in split[:100]], [texts[i] for i in split[100:]]
+    oof = blind_scores(*halves, seed=0)
+    assert oof.shape == (200,) and 0.35 < membership_auroc_score(oof[:100], oof[100:]) < 0.65
+    questions = [f"Question: {t} Which is it?" for t in texts[100:]]
+    oof = blind_scores(texts[:100], questions, seed=0)
+    assert membership_auroc_score(oof[:100], oof[100:]) > 0.95
+    assert np.array_equal(oof, blind_scores(texts[:100], questions, seed=0))  # seeded
+
+
+def test_planted_contamination_is_evidence_beyond_the_blind_baseline(planted):
+    runs = {}
+    for model in ("base", "contaminated"):
+        out = planted / f"out-{model}"
+        if not (out / "report.json").exists():
+            run("check", planted / model, "-b", planted / "suite.yaml", "--out", out)
+        runs[model] = json.loads((out / "report.json").read_text())["probes"]["membership"]
+    for section in runs.values():  # two halves of one benchmark: the texts alone do not tell them apart
+        blind = section["metrics"]["blind_auroc"]
+        assert blind["ci"][0] < 0.5 < blind["ci"][1]
+    excess = runs["contaminated"]["metrics"]["minkpp_auroc_excess"]
+    assert excess["ci"][0] > 0 and runs["contaminated"]["details"]["reading_model"].startswith("evidence")
+    assert runs["base"]["details"]["reading_model"].startswith("no evidence")
+
+
+def test_a_reference_of_another_kind_is_named_so_not_taken_as_evidence(planted):
+    """The clean passages rewritten as questions: a blind classifier separates them from the benchmark, so
+    whatever the model's AUROC, the report says the reference differs in kind."""
+    lines = (planted / "clean.jsonl").read_text().splitlines()
+    (planted / "asked.jsonl").write_text("".join(
+        json.dumps({**(r := json.loads(line)), "context": "Question: " + r["context"] + " Answer:"}) + "\n"
+        for line in lines))
+    suite = planted / "asked.yaml"
+    suite.write_text(SUITE.replace("clean.jsonl", "asked.jsonl"))
+    out = planted / "out-asked"
+    run("check", planted / "base", "-b", suite, "--out", out)
+    section = json.loads((out / "report.json").read_text())["probes"]["membership"]
+    assert section["metrics"]["blind_auroc"]["ci"][0] > 0.9
+    assert section["details"]["reading_model"].startswith("the reference differs from the benchmark in kind")
+    assert "never sees the model" in (out / "report.html").read_text()

@@ -141,3 +141,46 @@ def test_nothing_shown_is_inconclusive_never_pass(pairs, inconclusive_fails):
     """On main before this change each of these was a PASS that checked nothing."""
     result, why = verdict(gates(*pairs), {}, inconclusive_fails)
     assert result == "inconclusive" and why
+
+
+CONSISTENCY, SUCCESS = "choice_order.consistency", "adversarial.deepwordbug_success_rate"
+
+
+@pytest.mark.parametrize("gate, probes, chance, status", [
+    # both at the worst end of the declared range: no regression could show
+    (GateSpec("g", CONSISTENCY, max_regression=0.1), {"choice_order": section(consistency=(0.0, 0.0, 0.0),
+                                                                              baseline={"consistency": (0.0, 0.0, 0.0)})},
+     None, "inconclusive"),
+    (GateSpec("g", SUCCESS, max_regression=0.1), {"adversarial": section(deepwordbug_success_rate=1.0,
+                                                                         baseline={"deepwordbug_success_rate": 1.0})},
+     None, "inconclusive"),
+    # accuracy's range starts at chance: two models indistinguishable from it compared nothing
+    (GateSpec("g", ACC, max_regression=0.02), {"accuracy": section(accuracy=(0.27, 0.2, 0.34),
+                                                                   baseline={"accuracy": (0.26, 0.2, 0.33)})},
+     0.25, "inconclusive"),
+    # one of the two away from the worst end: the gate compares
+    (GateSpec("g", CONSISTENCY, max_regression=0.1), {"choice_order": section(consistency=(0.0, 0.0, 0.05),
+                                                                              baseline={"consistency": (0.5, 0.4, 0.6)})},
+     None, "fail"),
+    (GateSpec("g", ACC, max_regression=0.02), {"accuracy": section(accuracy=(0.6, 0.55, 0.65),
+                                                                   baseline={"accuracy": (0.61, 0.56, 0.66)})},
+     0.25, "pass"),
+    # both at the best end is a measurement (the model could have dropped), and an absolute bound is not a comparison
+    (GateSpec("g", CONSISTENCY, max_regression=0.1), {"choice_order": section(consistency=1.0,
+                                                                              baseline={"consistency": 1.0})}, None, "pass"),
+    (GateSpec("g", CONSISTENCY, min=0.0), {"choice_order": section(consistency=0.0, baseline={"consistency": 0.0})},
+     None, "pass"),
+])
+def test_a_regression_gate_that_could_not_move_is_inconclusive(gate, probes, chance, status):
+    result = evaluate(gate, probes, chance)
+    assert result["status"] == status, result["message"]
+    if status == "inconclusive":
+        assert "compared nothing" in result["message"] and "worst value" in result["message"]
+
+
+def test_chance_accuracy_is_the_best_input_blind_answer():
+    from audit.metrics.classification import chance_accuracy
+
+    assert chance_accuracy(np.array([0, 1, 0, 1]), 2) == 0.5
+    assert chance_accuracy(np.array([0, 0, 0, 1]), 2) == 0.75  # always answering the majority class
+    assert chance_accuracy(np.array([0, 1, 2, 3]), [4, 4, 2, 2]) == pytest.approx(0.375)  # uniform over each item's options

@@ -182,14 +182,15 @@ def test_verify_claims_supported_contradicted_inconclusive(audited, tmp_path):
         {"claim": "accuracy near its CI edge", "metric": "accuracy.accuracy", "value": round(acc["ci"][1], 3),
          "tolerance": 0.001},
         {"claim": "loses less than 100 points", "metric": "accuracy.accuracy", "max_regression": 1.0},
-        {"claim": "nothing measured", "metric": "shift.accuracy_nowhere", "min": 0.5},
+        {"claim": "nothing measured", "metric": "membership.exchangeability_p", "min": 0.5},
         {"claim": "baseline as measured", "metric": "accuracy.accuracy", "role": "baseline",
          "value": round(report["probes"]["accuracy"]["baseline_metrics"]["accuracy"]["value"], 3)},
     ]}
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(claims))
     result = run("verify", out / "report.json", "--claims", tmp_path / "c.yaml", "--json")
     statuses = [r["status"] for r in json.loads(result.output)]
-    assert statuses == ["supported", "contradicted", "inconclusive", "supported", "inconclusive", "supported"]
+    # two random models sit at chance, so a claim that one loses little against the other says nothing
+    assert statuses == ["supported", "contradicted", "inconclusive", "inconclusive", "inconclusive", "supported"]
     assert result.exit_code == 1
     (tmp_path / "bad.yaml").write_text("claims:\n  - {metric: accuracy.accuracy, valu: 0.9}\n")
     assert_bad_input(run("verify", out / "report.json", "--claims", tmp_path / "bad.yaml"), tmp_path / "none",

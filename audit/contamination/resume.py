@@ -28,11 +28,26 @@ def fingerprint(index: BenchmarkIndex, shards: list[Shard]) -> str:
     return h.hexdigest()
 
 
+RECORD = "scan.json"
+
+
+def check_folder(folder: Path) -> None:
+    """A resume folder is new, empty, or one an earlier scan wrote (its record file): never a folder of other files,
+    which the store would write into and mistake for its own."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise DataError("is a file, not a folder", str(folder), "give a folder for --resume")
+    if folder.is_dir() and not (folder / RECORD).is_file() and any(folder.iterdir()):
+        raise DataError(f"the folder holds other files and no {RECORD} (it is not a resume folder of audit)", str(folder),
+                        "give a new or empty folder for --resume")
+
+
 class ResumeStore:
     def __init__(self, folder: Path, index: BenchmarkIndex, shards: list[Shard]):
         self.folder = Path(folder)
         self.fingerprint = fingerprint(index, shards)
-        record = self.folder / "scan.json"
+        check_folder(self.folder)
+        record = self.folder / RECORD
         if record.is_file():
             try:
                 saved = json.loads(record.read_text())["fingerprint"]

@@ -19,7 +19,7 @@ from typing import Iterator
 import orjson
 
 from audit.contamination.corpus import CorpusSource, record_text
-from audit.data import READ_ERRORS, compression_of, decode_line, file_format, json_record, open_raw
+from audit.data import READ_ERRORS, compression_of, decode_line, file_format, json_record, open_raw, read_error
 from audit.errors import DataError
 
 RANGE_BYTES = 256 << 20  # an uncompressed file larger than this is split into byte ranges of this size
@@ -138,8 +138,7 @@ def _line_blocks(shard: Shard, block_bytes: int) -> Iterator[tuple[int, list[byt
                 row += len(lines)
                 pos += cut
     except READ_ERRORS as exc:
-        raise DataError(f"cannot read file ({exc})", shard.key, "check that the file is complete and of its stated type") \
-            from None
+        raise read_error(exc, shard.key) from None
 
 
 def _parse(line: bytes, shard: Shard, row: int) -> dict:

@@ -37,3 +37,13 @@ def flip_rate(pred_a, pred_b) -> float:
     """Share of examples whose predicted label differs between two models."""
     pred_a, pred_b = check_labels(pred_a, pred_b, names=("pred_a", "pred_b"))
     return float(np.mean(pred_a != pred_b))
+
+
+def chance_accuracy(y_true, n_options) -> float:
+    """The accuracy of a model that ignores its input: the better of a uniform guess among each item's
+    ``n_options[i]`` options and the most frequent gold answer given every time."""
+    (y_true,) = check_labels(y_true, names=("y_true",))
+    options = np.broadcast_to(np.asarray(n_options, dtype=np.float64), y_true.shape)
+    if (options < 1).any():
+        raise ValueError("every item needs at least one option")
+    return max(float(np.mean(1.0 / options)), float(np.bincount(y_true).max() / y_true.size))

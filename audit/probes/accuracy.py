@@ -19,10 +19,10 @@ SPEC = {
         "confidence": {"type": "float", "default": 0.95, "above": 0, "below": 1},
     },
     "metrics": {
-        "accuracy": {"ci": True, "delta_ci": True},
-        "accuracy_norm": {"ci": True, "delta_ci": True},
-        "macro_f1": {},
-        "recall_{labels}": {},
+        "accuracy": {"ci": True, "delta_ci": True, "range": ["chance", 1]},
+        "accuracy_norm": {"ci": True, "delta_ci": True, "range": ["chance", 1]},
+        "macro_f1": {"range": [0, 1]},
+        "recall_{labels}": {"range": [0, 1]},
     },
 }
 

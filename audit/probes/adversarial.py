@@ -27,13 +27,13 @@ SPEC = {
         "confidence": {"type": "float", "default": 0.95, "above": 0, "below": 1},
     },
     "metrics": {
-        "{recipes}_success_rate": {"better": "lower", "ci": True},
-        "{recipes}_accuracy_under_attack": {},
+        "{recipes}_success_rate": {"better": "lower", "ci": True, "range": [0, 1]},
+        "{recipes}_accuracy_under_attack": {"range": [0, 1]},
         "{recipes}_perturbed_word_fraction": {"better": "none"},
         "{recipes}_avg_queries": {"better": "none"},
         "{recipes}_n_attacked": {"better": "none"},
         "{recipes}_n_skipped": {"better": "none"},
-        "{recipes}_transfer_rate": {"better": "lower", "vs_baseline": True},
+        "{recipes}_transfer_rate": {"better": "lower", "vs_baseline": True, "range": [0, 1]},
     },
 }
 STATS = [name.removeprefix("{recipes}_") for name in SPEC["metrics"]]

@@ -28,12 +28,12 @@ SPEC = {
         "confidence": {"type": "float", "default": 0.95, "above": 0, "below": 1},
     },
     "metrics": {
-        "accuracy": {"ci": True},
-        "mean_shift_accuracy": {"ci": True, "delta_ci": True},
-        "worst_shift_accuracy": {},
-        "all_shifts_accuracy": {"ci": True, "delta_ci": True},
-        "consistency": {"ci": True, "delta_ci": True},
-        "letter_bias": {"better": "lower"},
+        "accuracy": {"ci": True, "range": ["chance", 1]},
+        "mean_shift_accuracy": {"ci": True, "delta_ci": True, "range": ["chance", 1]},
+        "worst_shift_accuracy": {"range": [0, 1]},
+        "all_shifts_accuracy": {"ci": True, "delta_ci": True, "range": [0, 1]},
+        "consistency": {"ci": True, "delta_ci": True, "range": [0, 1]},
+        "letter_bias": {"better": "lower", "range": [0, 1]},
         "pick_rate_{labels}": {"better": "none"},
     },
 }

@@ -20,10 +20,10 @@ SPEC = {
         "confidence": {"type": "float", "default": 0.95, "above": 0, "below": 1},
     },
     "metrics": {
-        "flip_rate": {"better": "lower", "ci": True},
+        "flip_rate": {"better": "lower", "ci": True, "range": [0, 1]},
         "n_flipped": {"better": "lower"},
-        "good_to_bad_rate": {"better": "lower"},
-        "bad_to_good_rate": {},
+        "good_to_bad_rate": {"better": "lower", "range": [0, 1]},
+        "bad_to_good_rate": {"range": [0, 1]},
         "n_good_to_bad": {"better": "lower"},
         "n_bad_to_good": {},
         "accuracy_delta": {"ci": True},

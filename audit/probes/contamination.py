@@ -14,6 +14,7 @@ from audit.contract import Estimate
 from audit.metrics.stats import fisher_exact_p, wilson_interval
 
 SPEC = {
+    "scores_items": False,
     "tasks": ["classification", "multiple_choice", "perplexity", "last_word"],
     "params": {
         "shingle_size": {"type": "int", "default": 5, "min": 1, "max": 64},

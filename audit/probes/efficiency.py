@@ -20,6 +20,7 @@ from audit.footprint import count_parameters, disk_bytes
 from audit.models import CAUSAL_LM
 
 SPEC = {
+    "scores_items": False,
     "tasks": ["classification", "multiple_choice", "perplexity", "last_word"],
     "params": {
         "latency_sample": {"type": "int", "default": 50, "min": 1},

@@ -19,9 +19,9 @@ SPEC = {
         "confidence": {"type": "float", "default": 0.95, "above": 0, "below": 1},
     },
     "metrics": {
-        "accuracy": {"ci": True, "delta_ci": True},
+        "accuracy": {"ci": True, "delta_ci": True, "range": [0, 1]},
         "perplexity": {"better": "lower"},
-        "flip_rate": {"better": "lower", "ci": True, "vs_baseline": True},
+        "flip_rate": {"better": "lower", "ci": True, "vs_baseline": True, "range": [0, 1]},
     },
 }
 

@@ -11,7 +11,11 @@ its gold answer, a passage with its last word) or, for running text, its paragra
 Min-K% and Min-K%++ (k = ``k_percent``) score each item; they are weak evidence per item, so the probe
 compares the benchmark with a ``reference`` set the model cannot have seen (a later split, fresh items):
 the AUROC of the two sets' scores and the difference of their means, with two-sample bootstrap CIs.
-Without a reference only the raw means are reported. The most member-like items are listed, as leads.
+A reference that differs from the benchmark in kind (another source, another difficulty) separates from
+it for reasons unrelated to training (Das et al. 2024; Duan et al. 2024), so a model-free "blind"
+classifier is fitted to the same two sets (cross-validated, seeded): the model's AUROC counts as evidence
+only where it exceeds the blind one (``*_auroc_excess``, paired bootstrap CI). Without a reference only the
+raw means are reported. The most member-like items are listed, as leads.
 """
 
 from __future__ import annotations
@@ -20,12 +24,13 @@ import numpy as np
 
 from audit.context import ProbeContext, ProbeResult
 from audit.contract import Estimate
-from audit.metrics.membership import (detectable_effect, exchangeability_test, membership_auroc_score,
-                                      min_k_plus_plus_score, min_k_score)
+from audit.metrics.membership import (auroc_excess, blind_scores, detectable_effect, exchangeability_test,
+                                      membership_auroc_score, min_k_plus_plus_score, min_k_score)
 from audit.metrics.stats import bootstrap_ci, two_sample_bootstrap_ci
 from audit.suite import PERPLEXITY
 
 SPEC = {
+    "scores_items": False,
     "tasks": ["multiple_choice", "perplexity", "last_word"],
     "params": {
         "shards": {"type": "int", "default": 10, "min": 2},
@@ -49,8 +54,14 @@ SPEC = {
         "mink_auroc": {"better": "lower", "ci": True},
         "minkpp_auroc": {"better": "lower", "ci": True},
         "minkpp_gap": {"better": "lower", "ci": True},
+        "blind_auroc": {"better": "none", "ci": True, "range": [0, 1]},
+        "mink_auroc_excess": {"better": "lower", "ci": True},
+        "minkpp_auroc_excess": {"better": "lower", "ci": True},
     },
 }
+BLIND_FOLDS = 5  # cross-validation folds of the blind classifier; each set needs at least this many texts
+REFERENCE_METRICS = ("mink_auroc", "minkpp_auroc", "minkpp_gap", "blind_auroc", "mink_auroc_excess",
+                     "minkpp_auroc_excess")
 
 
 def run(ctx: ProbeContext, *, shards: int, shard_items: int, permutations: int, separator: str, k_percent: float,
@@ -71,6 +82,7 @@ def run(ctx: ProbeContext, *, shards: int, shard_items: int, permutations: int, 
                "confidence": confidence,
                "detectable_effect": detectable_effect(len(blocks), alpha) if len(blocks) >= 2 else None}
     scored: dict[str, dict] = {}
+    blind = blind_split(cand_texts, ref_texts, ctx.seed)
 
     def measure(scorer) -> dict:
         engine, model = scorer.engine, scorer.model
@@ -80,7 +92,9 @@ def run(ctx: ProbeContext, *, shards: int, shard_items: int, permutations: int, 
         scored[scorer.role] = mine
         theirs = scores(engine.token_stats(model, ref_texts, max_tokens, desc=f"membership {scorer.role}"), k) \
             if ref_texts else None
-        return out | reference_metrics(mine, theirs, n_bootstrap, confidence, ctx.seed)
+        measured = reference_metrics(mine, theirs, blind, n_bootstrap, confidence, ctx.seed)
+        details[f"reading_{scorer.role}"] = reading(measured)
+        return out | measured
 
     result = ctx.for_both(measure)
     mink, minkpp = scored["model"]
@@ -148,8 +162,19 @@ def scores(token_stats: list[np.ndarray], k: float) -> tuple[np.ndarray, np.ndar
             np.array([min_k_plus_plus_score(s[:, 0], s[:, 1], s[:, 2], k) for s in token_stats]))
 
 
+def blind_split(candidates: list[str], reference: list[str], seed: int) -> tuple[np.ndarray, np.ndarray] | str:
+    """The blind classifier's out-of-fold scores (candidates', reference's), or why there are none."""
+    if not reference:
+        return "no reference set (the probe's reference parameter) to compare the benchmark's scores with"
+    if min(len(candidates), len(reference)) < BLIND_FOLDS:
+        return f"the blind classifier's {BLIND_FOLDS}-fold cross-validation needs {BLIND_FOLDS} texts in each set"
+    oof = blind_scores(candidates, reference, seed, BLIND_FOLDS)
+    return oof[:len(candidates)], oof[len(candidates):]
+
+
 def reference_metrics(mine: tuple[np.ndarray, np.ndarray], theirs: tuple[np.ndarray, np.ndarray] | None,
-                      n_bootstrap: int, confidence: float, seed: int) -> dict:
+                      blind: tuple[np.ndarray, np.ndarray] | str, n_bootstrap: int, confidence: float,
+                      seed: int) -> dict:
     mink, minkpp = mine
     ci = lambda stat, a, b: two_sample_bootstrap_ci(stat, a, b, n_bootstrap, confidence, seed)
     mean_ci = lambda a: bootstrap_ci(lambda x: x.mean(), (a,), n_bootstrap, confidence, seed)
@@ -157,12 +182,38 @@ def reference_metrics(mine: tuple[np.ndarray, np.ndarray], theirs: tuple[np.ndar
            "minkpp_mean": Estimate(float(minkpp.mean()), mean_ci(minkpp), len(minkpp))}
     if theirs is None:
         why = "no reference set (the probe's reference parameter) to compare the benchmark's scores with"
-        return out | {name: Estimate(None, note=why) for name in ("mink_auroc", "minkpp_auroc", "minkpp_gap")}
+        return out | {name: Estimate(None, note=why) for name in REFERENCE_METRICS}
     ref_mink, ref_minkpp = theirs
     n = len(mink) + len(ref_mink)
     gap = lambda a, b: a.mean() - b.mean()
-    return out | {
+    out |= {
         "mink_auroc": Estimate(membership_auroc_score(mink, ref_mink), ci(membership_auroc_score, mink, ref_mink), n),
         "minkpp_auroc": Estimate(membership_auroc_score(minkpp, ref_minkpp),
                                  ci(membership_auroc_score, minkpp, ref_minkpp), n),
         "minkpp_gap": Estimate(float(gap(minkpp, ref_minkpp)), ci(gap, minkpp, ref_minkpp), n)}
+    if isinstance(blind, str):
+        return out | {name: Estimate(None, note=blind) for name in REFERENCE_METRICS[3:]}
+    cand_blind, ref_blind = blind
+    out["blind_auroc"] = Estimate(membership_auroc_score(cand_blind, ref_blind),
+                                  ci(membership_auroc_score, cand_blind, ref_blind), n)
+    # paired: one resample of the candidates and one of the reference serve both AUROCs
+    excess = lambda a, b: auroc_excess((a[:, 0], b[:, 0]), (a[:, 1], b[:, 1]))
+    for name, cand, ref in (("mink_auroc_excess", mink, ref_mink), ("minkpp_auroc_excess", minkpp, ref_minkpp)):
+        pair_c, pair_r = np.c_[cand, cand_blind], np.c_[ref, ref_blind]
+        out[name] = Estimate(excess(pair_c, pair_r), ci(excess, pair_c, pair_r), n)
+    return out
+
+
+def reading(measured: dict) -> str | None:
+    """What the Min-K%++ AUROC against the reference says, given the blind classifier's."""
+    excess, blind = measured.get("minkpp_auroc_excess"), measured.get("blind_auroc")
+    if excess is None or excess.value is None or excess.ci is None:
+        return None
+    differs = blind.ci is not None and blind.ci[0] > 0.5
+    if excess.ci[0] > 0:
+        return "evidence: the model separates the benchmark from the reference beyond what the texts alone do" + (
+            " (the reference also differs from the benchmark in kind)" if differs else "")
+    if differs:
+        return ("the reference differs from the benchmark in kind: a classifier that never sees the model separates "
+                "them as well, so the model's AUROC is no evidence of training on the benchmark")
+    return "no evidence: the model does not separate the benchmark from the reference beyond what the texts alone do"

@@ -13,6 +13,7 @@ from audit.contract import Estimate
 from audit.metrics.stats import block_bootstrap_ci
 
 SPEC = {
+    "scores_items": False,
     "tasks": ["multiple_choice", "perplexity", "last_word"],
     "params": {
         "split": {"type": "str", "default": "eval", "choices_from": "text_sets"},
@@ -30,7 +31,7 @@ SPEC = {
         "kl_mean": {"better": "lower", "ci": True, "vs_baseline": True},
         "kl_median": {"better": "lower", "vs_baseline": True},
         "kl_p99": {"better": "lower", "ci": True, "vs_baseline": True},
-        "top1_agreement": {"ci": True, "vs_baseline": True},
+        "top1_agreement": {"ci": True, "vs_baseline": True, "range": [0, 1]},
         "perplexity_ratio": {"better": "lower", "ci": True, "vs_baseline": True},
     },
 }

@@ -25,11 +25,11 @@ SPEC = {
         "confidence": {"type": "float", "default": 0.95, "above": 0, "below": 1},
     },
     "metrics": {
-        "own_prompt_accuracy": {"ci": True},
-        "accuracy_{prompts}": {"ci": True},
-        "accuracy_spread": {"better": "lower", "ci": True, "delta_ci": True},
-        "worst_accuracy": {},
-        "consistency": {"ci": True, "delta_ci": True},
+        "own_prompt_accuracy": {"ci": True, "range": ["chance", 1]},
+        "accuracy_{prompts}": {"ci": True, "range": ["chance", 1]},
+        "accuracy_spread": {"better": "lower", "ci": True, "delta_ci": True, "range": [0, 1]},
+        "worst_accuracy": {"range": [0, 1]},
+        "consistency": {"ci": True, "delta_ci": True, "range": [0, 1]},
     },
 }
 

@@ -67,7 +67,7 @@ def run(ctx: ProbeContext, *, sets: list[str], corruptions: list[str], corruptio
             info = details["sets"].setdefault(name, {
                 "n": len(split), "n_total": len(ctx.split(name)), "sampled": len(split) < len(ctx.split(name)),
                 "paired": split.groups is not None, "description": ctx.suite.shift_sets[name].description})
-            info[f"n_truncated_{scorer.role}"] = scorer.n_truncated(split.texts)
+            info[f"n_truncated_{scorer.role}"] = int(scorer.truncated(split.inputs).sum())
         if shifted:
             worst = min(shifted, key=accuracy.get)
             details[f"worst_set_{scorer.role}"] = worst

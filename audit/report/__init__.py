@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from audit.files import umask
+from audit.files import no_room, umask
 from audit.report import html, junit, markdown, sarif
 
 
@@ -51,26 +52,29 @@ def _no_interrupt():
 
 
 def write_all(report: dict, out: Path) -> list[Path]:
-    """Render every file, then replace each in one step, so no reader sees a half-written report."""
+    """Render every file, then replace each in one step, so no reader sees a half-written report. A write that
+    fails (a full disk) leaves nothing behind: no temporary file, no new folder, and one line naming --out."""
     files = render_all(report)
     created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
     staged, done = [], False
     try:
+        out.mkdir(parents=True, exist_ok=True)
         for name, text in files.items():
             fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=out)
+            staged.append((tmp, out / name))  # before the write, so a failed write is cleaned up too
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(text)
             os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes 0600; reports are ordinary files
-            staged.append((tmp, out / name))
         with _no_interrupt():
             for tmp, final in staged:
                 os.replace(tmp, final)
         done = True
+    except OSError as exc:
+        raise no_room(exc, out, "--out") or exc
     finally:
         for tmp, _ in staged:
             if os.path.exists(tmp):
                 os.unlink(tmp)
         if created and not done:
-            out.rmdir()  # an interrupted first write leaves no empty report folder either
+            shutil.rmtree(out, ignore_errors=True)  # an interrupted first write leaves no report folder either
     return [final for _, final in staged]

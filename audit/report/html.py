@@ -91,4 +91,6 @@ def render(report: dict) -> str:
     probes = [{"name": name, "section": section, "rows": metric_rows(section) if section["status"] == "ok" else []}
               for name, section in report["probes"].items()]
     failed = [g for g in report["gates"] if g["status"] in ("fail", "inconclusive", "error")]
-    return environment().get_template("report.html.j2").render(report=report, probes=probes, failed=failed)
+    gate_names = {g["name"] for g in report["gates"]}
+    notes = [f for f in report["summary"]["findings"] if f["gate"] not in gate_names]  # e.g. truncated inputs
+    return environment().get_template("report.html.j2").render(report=report, probes=probes, failed=failed, notes=notes)
