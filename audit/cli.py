@@ -182,8 +182,10 @@ def main():
 @click.option("--strict", is_flag=True, help="Re-raise a probe's exception instead of reporting it as ERROR.")
 @click.option("--allow-unsafe", is_flag=True, help="Allow pickle checkpoints and trust_remote_code models.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the on-disk prediction cache.")
+@click.option("--chat-template", is_flag=True, help="Generate suites: render each prompt with the tokenizer's own chat "
+                                                    "template (few-shot examples as turns, or as the suite says).")
 def check(model, benchmark, baseline, train_data, probes, shift_set, device, batch_size, batch_tokens, out, seed, limit,
-          label_map, drop_label, strict, allow_unsafe, no_cache):
+          label_map, drop_label, strict, allow_unsafe, no_cache, chat_template):
     """Audit MODEL on a benchmark suite and write a report; exit 0 pass, 1 fail/error/inconclusive, 2 bad input."""
     from audit.engine import EngineConfig
     from audit.runner import check as run_check
@@ -191,7 +193,7 @@ def check(model, benchmark, baseline, train_data, probes, shift_set, device, bat
     req = CheckRequest(model=model, benchmark=benchmark, baseline=baseline, train_data=train_data,
                        argv=command_line(), probes=parse_csv(probes), out=out, seed=seed, limit=limit,
                        strict=strict, allow_unsafe=allow_unsafe, label_map=parse_label_map(label_map),
-                       drop_labels=tuple(drop_label), use_cache=not no_cache,
+                       drop_labels=tuple(drop_label), use_cache=not no_cache, chat_template=chat_template,
                        shift_sets=parse_pairs(shift_set, "--shift-set", "NAME=PATH"),
                        engine=EngineConfig(device=device, batch_size=batch_size, batch_tokens=batch_tokens))
     finish(guarded(lambda: run_check(req, log)), out)
@@ -314,26 +316,39 @@ def demo(device, batch_size, batch_tokens, out, lm):
         finish(guarded(classifier), out)
 
     def language_models():
-        from audit.demo_lm import BENCHMARK, BUILDS, SAMPLE, lm_models
+        from audit.demo_lm import BENCHMARK, BUILDS, GENERATION, GENERATION_PROBES, SAMPLE, lm_models
 
         check_out_dir(out, {})
         baseline, builds = lm_models(log)
-        return {method: run_check(CheckRequest(model=str(path), baseline=str(baseline), benchmark=BENCHMARK,
-                                               argv=argv, limit=SAMPLE, out=out / method.replace(":", ""),
-                                               engine=engine), log)
+        audit = lambda path, folder, **how: run_check(CheckRequest(model=str(path), baseline=str(baseline), argv=argv,
+                                                                   out=folder, engine=engine, **how), log)
+        return {method: (audit(path, out / method.replace(":", ""), benchmark=BENCHMARK, limit=SAMPLE),
+                         audit(path, out / method.replace(":", "") / GENERATION[0], benchmark=GENERATION[0],
+                               limit=GENERATION[1], probes=GENERATION_PROBES))
                 for method, path in builds.items()}, BUILDS
 
     reports, expected = guarded(language_models)
     value = lambda r, probe, metric: ((r["probes"].get(probe, {}).get("metrics") or {}).get(metric) or {}).get("value")
-    click.echo(f"{'build':12} {'expected':14} {'verdict':13} {'accuracy':>9} {'flips':>6} {'KL':>7} {'top-1':>6}  failed gates")
-    for method, r in reports.items():
-        failed = [g["name"] for g in r["gates"] if g["severity"] == "fail" and g["status"] != "pass"]
+    failed = lambda r: ", ".join(g["name"] for g in r["gates"] if g["severity"] == "fail"
+                                 and g["status"] in ("fail", "inconclusive", "error")) or "-"
+    click.echo(f"ARC-Easy\n{'build':12} {'expected':14} {'verdict':13} {'accuracy':>9} {'flips':>6} {'KL':>7} "
+               f"{'top-1':>6}  blocking gates not passed")
+    for method, (r, _) in reports.items():
         click.echo(f"{method:12} {expected[method]:14} {r['verdict'].upper():13} "
                    f"{value(r, 'accuracy', 'accuracy'):>9.3f} {value(r, 'comparison', 'flip_rate'):>6.3f} "
                    f"{value(r, 'perplexity', 'kl_mean'):>7.4f} {value(r, 'perplexity', 'top1_agreement'):>6.3f}  "
-                   f"{', '.join(failed) or '-'}")
-    click.echo(f"reports in {out}/<build>/ (report.html, report.md, report.json, junit.xml, report.sarif)")
-    sys.exit(max(STATUSES[r["verdict"]].exit_code for r in reports.values()))
+                   f"{failed(r)}")
+    click.echo(f"GSM8K, generation\n{'build':12} {'verdict':13} {'exact match':>11} {'answers changed':>15} "
+               f"{'identical':>9} {'diverge at':>10} {'KL':>7} {'top-1':>6}  blocking gates not passed")
+    for method, (_, g) in reports.items():
+        number = lambda probe, metric, fmt: "-" if value(g, probe, metric) is None else format(value(g, probe, metric), fmt)
+        click.echo(f"{method:12} {g['verdict'].upper():13} {number('accuracy', 'accuracy', '.3f'):>11} "
+                   f"{number('comparison', 'flip_rate', '.3f'):>15} {number('agreement', 'identical_rate', '.3f'):>9} "
+                   f"{number('agreement', 'first_divergence_median', '.0f'):>10} {number('agreement', 'kl_mean', '.4f'):>7} "
+                   f"{number('agreement', 'top1_agreement', '.3f'):>6}  {failed(g)}")
+    click.echo(f"reports in {out}/<build>/ and {out}/<build>/gsm8k/ (report.html, report.md, report.json, junit.xml, "
+               "report.sarif)")
+    sys.exit(max(STATUSES[r["verdict"]].exit_code for pair in reports.values() for r in pair))
 
 
 @main.command()

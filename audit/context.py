@@ -9,29 +9,32 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from audit.contract import Estimate
-from audit.data import Split, get_field, read_split, render_choices, stem_field
+from audit.data import Split, get_field, read_split, render_choices, render_queries, stem_field
+from audit.generation import Query
 from audit.suite import DataSpec, Suite
 
 if TYPE_CHECKING:
     from audit.contamination.corpus import CorpusSource
-    from audit.engine import Scorer
+    from audit.scorer import Scorer
 
 
 @dataclass
 class ProbeResult:
     """``metrics`` maps declared metric names to estimates (or plain numbers); ``baseline_metrics`` the
-    same for the baseline; ``delta_ci`` a paired CI of (model - baseline) where the probe has one."""
+    same for the baseline; ``delta_ci`` a paired CI of (model - baseline) where the probe has one;
+    ``skipped`` says why a probe has nothing to measure on a suite (calibration of free-text answers)."""
 
     metrics: dict[str, Estimate | float | None]
     baseline_metrics: dict[str, Estimate | float | None] | None = None
     details: dict[str, Any] = field(default_factory=dict)
     delta_ci: dict[str, tuple[float, float]] = field(default_factory=dict)
+    skipped: str | None = None  # why the probe measured nothing on this suite (a skipped section, with the reason)
 
 
 @dataclass
 class Editable:
-    """What attacks and corruptions edit in a split: a classifier's texts, or a multiple-choice item's question
-    (its stem field), which is then rebuilt into the item's prompt and choices to be scored."""
+    """What attacks and corruptions edit in a split: a classifier's texts, or a multiple-choice or generation
+    item's question (its stem field), which is then rebuilt into the item's prompt (and choices) to be scored."""
 
     split: Split
     spec: DataSpec | None  # None for a classifier's texts
@@ -43,6 +46,18 @@ class Editable:
             return self.split.texts
         field = stem_field(self.spec)
         return [str(get_field(r, field)) for r in self.split.records]
+
+    def right(self, scorer: "Scorer") -> Callable[[list[str], list[int]], np.ndarray]:
+        """``right(texts, owners)``: whether the scorer answers each edited item right (``owners`` as in proba)."""
+        if self.split.items is None or not isinstance(self.split.items[0], Query):
+            proba = self.proba(scorer)
+            return lambda texts, owners: proba(texts, owners).argmax(axis=1) == self.split.labels[owners]
+
+        def right(texts: list[str], owners: list[int]) -> np.ndarray:
+            picked = self.split.subset(np.asarray(owners, dtype=np.int64))
+            queries = render_queries(picked, self.spec, self.suite.task, stems=list(texts))
+            return scorer.right(queries, picked.labels)
+        return right
 
     def proba(self, scorer: "Scorer") -> Callable[[list[str], list[int]], np.ndarray]:
         """``proba(texts, owners)``: the scorer's choice distribution for edited texts, ``owners[i]`` being the

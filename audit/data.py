@@ -25,8 +25,9 @@ from isal.isal_zlib import IsalError
 
 from audit.errors import DataError
 from audit.causal_lm import Continuations
-from audit.suite import (CHOICES_SLOT, LAST_WORD, MULTIPLE_CHOICE, PERPLEXITY, DataSpec, Prompt, Suite, TaskSpec,
-                         template_fields)
+from audit.generation import Query
+from audit.suite import (CHOICES_SLOT, GENERATE, LAST_WORD, MULTIPLE_CHOICE, PERPLEXITY, DataSpec, Prompt, Suite,
+                         TaskSpec, template_fields)
 
 FORMATS = (".tsv", ".csv", ".jsonl", ".parquet", ".txt")
 FIELD_LIMIT = 4 << 20  # characters in one CSV/TSV field; a longer one is nearly always an unclosed quote
@@ -310,13 +311,16 @@ def read_split(spec: DataSpec, labels: tuple[str, ...], task: TaskSpec = TaskSpe
             texts.append(text)
             ys.append(gold)
             records.append(record)
-        elif task.kind == LAST_WORD:
+        elif task.kind in (LAST_WORD, GENERATE):
             text, target = text_of(record, spec, where), str(get_field(record, spec.target_field))
             if not target.strip():
                 raise DataError(f"the target '{spec.target_field}' is blank", where, "fix the row, or remove it")
-            items.append(Continuations(text, (delimiter + target,)))
+            items.append(Continuations(text, (delimiter + target,)) if task.kind == LAST_WORD else
+                         Query(text, target, text))
             texts.append(text + delimiter + target)
             ys.append(0)
+            if task.kind == GENERATE:  # kept to render the item again (an edited question, another prompt)
+                records.append(record)
         else:
             texts.append(text_of(record, spec, where))
             if task.kind == PERPLEXITY and not texts[-1].strip():
@@ -376,6 +380,19 @@ def render_choices(split: Split, spec: DataSpec, labels: tuple[str, ...], task: 
     return items, np.asarray(golds, dtype=np.int64)
 
 
+def render_queries(split: Split, spec: DataSpec, task: TaskSpec, *, template: str | None = None,
+                   stems: list[str] | None = None, fewshot: bool = True) -> list[Query]:
+    """A generation split's items rendered again: with another ``template``, the stems replaced by ``stems``,
+    and with (or without) their few-shot prefix."""
+    out = []
+    for i, (record, item) in enumerate(zip(split.records, split.items)):
+        question = text_of(record, spec, f"{spec.path}:{split.rows[i]}", template=template,
+                           stem=None if stems is None else stems[i])
+        prefix = split.prefixes[i] if fewshot and split.prefixes else ""
+        out.append(Query(prefix + question, item.target, question, item.shots if fewshot else ()))
+    return out
+
+
 def choices_of(record: dict, spec: DataSpec, where: str) -> list[str]:
     """The item's choices; a blank one is refused: it tokenizes to nothing (only the delimiter would be scored),
     so it would win and turn any model's accuracy into the share of items whose gold choice is blank."""
@@ -416,9 +433,10 @@ def gold_index(record: dict, spec: DataSpec, choices: list[str], where: str) -> 
 
 
 def with_fewshot(split: Split, pool: Split, task: TaskSpec, same_split: bool, where: str) -> Split:
-    """Each multiple-choice item's context preceded by ``task.fewshot`` solved examples from ``pool`` (another
-    split, or other items of the same one), chosen per item by a seed of (fewshot seed, row): an item keeps
-    its examples however the split is sampled."""
+    """Each item's prompt preceded by ``task.fewshot`` solved examples from ``pool`` (another split, or other
+    items of the same one): drawn per item by a seed of (fewshot seed, row), so an item keeps its examples
+    however the split is sampled, or (``sampler: first_n``) the pool's first k for every item, so that every
+    prompt starts with the same text (which the engine then encodes once)."""
     if task.fewshot == 0 or split.items is None:
         return split
     candidates = np.arange(len(pool))
@@ -426,29 +444,45 @@ def with_fewshot(split: Split, pool: Split, task: TaskSpec, same_split: bool, wh
         raise DataError(f"fewshot.k asks for {task.fewshot} solved examples per item, and the few-shot split "
                         f"'{pool.name}' has {len(pool) - int(same_split)} to draw from", where,
                         "lower fewshot.k in the suite, or name a larger split in fewshot.split")
+    solved = [solved_example(pool, j, task) for j in range(len(pool))]
     items, prefixes = [], []
     for i, item in enumerate(split.items):
-        rng = np.random.default_rng([task.fewshot_seed, int(split.rows[i])])
         options = candidates[pool.rows != split.rows[i]] if same_split else candidates
-        shots = rng.choice(options, size=task.fewshot, replace=False)
-        prefixes.append(task.fewshot_delimiter.join(pool.items[j].context + pool.items[j].continuations[pool.labels[j]]
-                                                    for j in shots) + task.fewshot_delimiter)
-        items.append(Continuations(prefixes[-1] + item.context, item.continuations))
+        shots = options[:task.fewshot] if task.fewshot_sampler == "first_n" else \
+            np.random.default_rng([task.fewshot_seed, int(split.rows[i])]).choice(options, size=task.fewshot,
+                                                                                 replace=False)
+        prefixes.append(task.fewshot_delimiter.join(solved[j][0] + solved[j][1] for j in shots) + task.fewshot_delimiter)
+        if isinstance(item, Query):
+            items.append(dataclasses.replace(item, context=prefixes[-1] + item.context,
+                                             shots=tuple((solved[j][0], solved[j][1].removeprefix(task.target_delimiter))
+                                                         for j in shots)))
+        else:
+            items.append(Continuations(prefixes[-1] + item.context, item.continuations))
     return dataclasses.replace(split, items=items, prefixes=prefixes)
 
 
+def solved_example(pool: Split, j: int, task: TaskSpec) -> tuple[str, str]:
+    """(prompt, delimiter + answer) of a pool item: a multiple-choice item with its gold choice, a generation
+    item with its gold answer."""
+    item = pool.items[j]
+    if isinstance(item, Query):
+        return item.question, task.target_delimiter + item.target
+    return item.context, item.continuations[pool.labels[j]]
+
+
 def read_suite_data(suite: Suite) -> dict[str, Split]:
-    """Every split the suite declares (eval, reference, shift sets, text sets), read and checked in full:
-    what `audit validate` checks and what `audit check` reads before any model loads. Multiple-choice
-    splits get their few-shot examples here."""
+    """Every split the suite declares (eval, reference, few-shot, shift sets, text sets), read and checked in
+    full: what `audit validate` checks and what `audit check` reads before any model loads. Items get their
+    few-shot examples here, drawn from the splits as read (never from prompts already given examples)."""
     task = suite.task
-    specs = {"eval": suite.eval, **({"reference": suite.reference} if suite.reference else {}), **suite.shift_sets}
-    splits = {name: read_split(spec, suite.labels, task) for name, spec in specs.items()}
+    specs = {"eval": suite.eval, **({"reference": suite.reference} if suite.reference else {}),
+             **({"fewshot": suite.fewshot} if suite.fewshot else {}), **suite.shift_sets}
+    read = {name: read_split(spec, suite.labels, task) for name, spec in specs.items()}
+    splits = dict(read)
     if task.fewshot:
-        for name in list(splits):
-            pool = splits[task.fewshot_split or name]
-            pool_spec = specs[task.fewshot_split or name]
-            splits[name] = with_fewshot(splits[name], pool, task, same_split=pool is splits[name], where=pool_spec.path)
+        for name in (n for n in specs if n != "fewshot"):  # the exemplars themselves are never asked
+            pool = task.fewshot_split or name
+            splits[name] = with_fewshot(read[name], read[pool], task, same_split=pool == name, where=specs[pool].path)
     for name, prompt in suite.prompts.items():  # every prompt variant renders every eval item
         fields = {f"prompts.{name}.template field '{f}'": f for f in template_fields(prompt.template, name)
                   if f != CHOICES_SLOT}

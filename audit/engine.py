@@ -19,11 +19,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from audit import causal_lm
+from audit import causal_lm, decoding, generation
 from audit.cache import PredictionCache
 from audit.causal_lm import Continuations
+from audit.generation import GenerationSpec
 from audit.errors import AuditError, ModelError
-from audit.models import CAUSAL_LM, CLASSIFIER, ENGINE_MAX_LENGTH, Alignment, LoadedModel
+from audit.models import CAUSAL_LM, CLASSIFIER, ENGINE_MAX_LENGTH, LoadedModel
 
 
 # Measured on a 2-core CPU (benchmarks/engine_bench.py): small batches keep activations in cache,
@@ -31,6 +32,11 @@ from audit.models import CAUSAL_LM, CLASSIFIER, ENGINE_MAX_LENGTH, Alignment, Lo
 # LM's logits are rows x tokens x vocabulary (49k for SmolLM2), so its budget is smaller.
 DEFAULT_BATCHING = {("cpu", CLASSIFIER): (64, 4096), ("cuda", CLASSIFIER): (256, 65536),
                     ("cpu", CAUSAL_LM): (16, 2048), ("cuda", CAUSAL_LM): (64, 16384)}
+# Generation's prefill keeps one position's logits per row, and decoding reads the weights once per step for
+# every row: measured on SmolLM2-135M (2 CPU cores, 800-token prompts), 16 / 32 / 64 rows decode 85 / 99 / 117
+# tokens/s (batch 1: 16), so 32 rows, and prompts cut by tokens after their shared prefix.
+GENERATION_BATCHING = {"cpu": (32, 8192), "cuda": (128, 65536)}
+LOGIT_BUDGET = 64 << 20  # kept logits (rows x positions x vocabulary floats) per model in one batch: 256 MB
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,7 @@ class EngineConfig:
     batch_size: int | None = None  # most sequences in one batch (default by device and model kind)
     batch_tokens: int | None = None  # most padded tokens in one batch (default by device and model kind)
     max_length: int | None = None  # the suite's truncation length; never above the model's own limit
+    prefix_reuse: bool = True  # generation: encode the prompts' shared prefix once (off only to measure it)
 
 
 @dataclass
@@ -51,6 +58,8 @@ class EngineStats:
     batches: int = 0
     tokens: int = 0  # tokens run through models (padding excluded)
     seconds: float = 0.0
+    prefix_tokens: int = 0  # generation: shared prompt tokens encoded once instead of once per prompt
+    generated_tokens: int = 0
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -105,6 +114,11 @@ class Engine:
         rows, tokens = DEFAULT_BATCHING[(device or self.device).type, kind]
         return self.config.batch_size or rows, self.config.batch_tokens or tokens
 
+    def generation_batching(self) -> tuple[int, int]:
+        """(rows, prompt tokens after the shared prefix) per generation batch: configured, else by device."""
+        rows, tokens = GENERATION_BATCHING[self.device.type]
+        return self.config.batch_size or rows, self.config.batch_tokens or tokens
+
     def max_length(self, model: LoadedModel) -> int:
         """The suite's truncation length (else the engine's default), clamped to what the model can take."""
         return min(self.config.max_length or ENGINE_MAX_LENGTH, model.max_length)
@@ -146,14 +160,75 @@ class Engine:
                                           for r in self._rolling(model, todo, None, max_tokens, desc, stats=True)])
         return [r.reshape(-1, 3) for r in rows]
 
+    def generate(self, model: LoadedModel, prompts: Sequence[str], spec: GenerationSpec, special_tokens: bool = True,
+                 desc: str = "generating") -> list[np.ndarray]:
+        """Per prompt, the token ids of its greedy continuation (the end-of-sequence token excluded), stopped as
+        ``spec`` says; cached per model, prompt and generation settings. ``special_tokens``: let the tokenizer
+        add its own (a chat-rendered prompt holds them already)."""
+        key = lambda p: f"generate\0{spec.key()}\0{int(special_tokens)}\0{p}"
+        return self._cached(model, list(prompts), key, lambda todo: self._generate(model, todo, spec, special_tokens,
+                                                                                     desc))
+
+    def generation_divergence(self, model: LoadedModel, reference: LoadedModel, prompts: Sequence[str],
+                              continuations: Sequence[Sequence[int]], special_tokens: bool = True,
+                              desc: str = "comparing generations") -> list[np.ndarray]:
+        """Per prompt, an array (tokens, 2) along the reference's own continuation, teacher-forced: the KL divergence
+        KL(reference || model) of the two next-token distributions at each of its tokens (nats), and whether the
+        model's top token is the reference's. Both models must share a tokenizer; shared prompt prefixes are
+        encoded once per model. Not cached (it needs both models)."""
+        import torch
+
+        self._same_tokenizer(model, reference)
+        started = time.perf_counter()
+        conts = [list(map(int, c)) for c in continuations]
+        room = [self.max_length(model) - max(len(c), 1) for c in conts]
+        full = model.tokenizer(list(prompts), add_special_tokens=special_tokens)["input_ids"]
+        ids = [x[-r:] for x, r in zip(full, room)]
+        out = [np.zeros((len(c), 2), np.float32) for c in conts]
+        modules = [self._module(m, generating=True)[0] for m in (model, reference)]
+        device = self.device
+        todo = [i for i, c in enumerate(conts) if c]
+        rows, tokens = self.batching(device, model.kind)
+        vocab = len(model.tokenizer)
+        with torch.inference_mode():
+            for shared, members in generation.prefix_groups([ids[i] for i in todo]):
+                members = [todo[m] for m in members]
+                caches = [decoding.encode_prefix(m, ids[members[0]][:shared], device) for m in modules]
+                lengths = np.array([len(ids[i]) - shared + len(conts[i]) for i in members], dtype=np.int64)
+                longest = max(len(conts[i]) for i in members) + 1
+                # the kept logits are rows x positions x vocabulary per model: at most LOGIT_BUDGET floats
+                budget_rows = max(1, min(rows, LOGIT_BUDGET // (longest * vocab)))
+                for batch in length_batches(lengths, budget_rows, tokens):
+                    group = [members[b] for b in batch]
+                    keep = max(len(conts[i]) for i in group) + 1
+                    seqs = [ids[i][shared:] + conts[i] for i in group]
+                    pad = model.tokenizer.pad_token_id or 0
+                    lp, lr = (torch.log_softmax(self._check_finite(
+                        decoding.prefill(m, c, shared, seqs, pad, keep, device)[0].float(), src), dim=-1)
+                        for m, c, src in zip(modules, caches, (model, reference)))
+                    for row, i in enumerate(group):
+                        n = len(conts[i])
+                        at = slice(keep - n - 1, keep - 1)  # the positions that predict the continuation's tokens
+                        mine, ref = lp[row, at], lr[row, at]
+                        kl = (ref.exp() * (ref - mine)).sum(dim=-1)
+                        agree = (mine.argmax(dim=-1) == torch.tensor(conts[i], device=device)).float()
+                        out[i] = torch.stack([kl, agree], dim=1).cpu().numpy().astype(np.float32)
+                    self.stats.batches += 1
+                    self.stats.tokens += 2 * int(sum(len(q) for q in seqs))
+        self.stats.seconds += time.perf_counter() - started
+        return out
+
+    def _same_tokenizer(self, model: LoadedModel, reference: LoadedModel) -> None:
+        if reference.tokenizer.get_vocab() != model.tokenizer.get_vocab():
+            raise ModelError("the model and its baseline use different tokenizers, so their per-token distributions "
+                             "do not compare", model.source, "compare builds of one base model")
+
     def token_divergence(self, model: LoadedModel, reference: LoadedModel, texts: Sequence[str],
                          max_tokens: int | None = None, desc: str = "comparing") -> list[np.ndarray]:
         """Per text, an array (tokens, 4): the model's and the reference's log-likelihood of each token, the
         KL divergence KL(reference || model) of their next-token distributions there (nats), and whether
         their top-1 tokens agree. Both models must share a tokenizer. Not cached (it needs both models)."""
-        if reference.tokenizer.get_vocab() != model.tokenizer.get_vocab():
-            raise ModelError("the model and its baseline use different tokenizers, so their per-token distributions "
-                             "do not compare", model.source, "compare builds of one base model")
+        self._same_tokenizer(model, reference)
         started = time.perf_counter()
         out = [np.stack(r, axis=1) for r in self._rolling(model, list(texts), reference, max_tokens, desc)]
         self.stats.seconds += time.perf_counter() - started
@@ -183,15 +258,17 @@ class Engine:
         self.stats.seconds += time.perf_counter() - started
         return [by_key[k] for k in keys]
 
-    def _module(self, model: LoadedModel):
+    def _module(self, model: LoadedModel, generating: bool = False):
         """The model on its device, with the attention implementation that suits it there."""
         device = self.device
         module = model.module.to(device)
         # Measured (benchmarks/engine_bench.py, SST-2 dev, 2-core CPU): eager attention ran ~15% faster
-        # than SDPA on short sequences, same probabilities to 1e-6; on CUDA, SDPA's fused kernels win.
+        # than SDPA on short sequences, same probabilities to 1e-6; on CUDA, SDPA's fused kernels win. Generating
+        # after long prompts SDPA wins on CPU too (SmolLM2-135M, 16 GSM8K 5-shot prompts: prefill 5.7 s vs 9.5 s,
+        # 32 decode steps 6.8 s vs 10.5 s).
         if hasattr(module, "set_attn_implementation"):
             try:
-                module.set_attn_implementation("eager" if device.type == "cpu" else "sdpa")
+                module.set_attn_implementation("eager" if device.type == "cpu" and not generating else "sdpa")
             except (ValueError, ImportError):  # the architecture supports only one implementation
                 pass
         return module, device
@@ -225,11 +302,15 @@ class Engine:
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return next(model.module.parameters()).dtype if model is not None else torch.float32
 
+    @classmethod
+    def _logits(cls, module, model: LoadedModel, inputs: dict):
+        return cls._check_finite(module(**inputs).logits.float(), model)
+
     @staticmethod
-    def _logits(module, model: LoadedModel, inputs: dict):
+    def _check_finite(logits, model: LoadedModel):
+        """The logits, if every row is finite; else the model produces garbage (bad input, exit 2)."""
         import torch
 
-        logits = module(**inputs).logits.float()
         finite = torch.isfinite(logits).reshape(logits.shape[0], -1).all(dim=1)
         if not bool(finite.all()):
             raise ModelError(f"the model produced non-finite logits (NaN or inf) for {int((~finite).sum())} of "
@@ -300,6 +381,48 @@ class Engine:
         self._run_batches(model, lengths, build, read, desc)
         return [o.reshape(-1) for o in out]
 
+    def _generate(self, model: LoadedModel, prompts: list[str], spec: GenerationSpec, special_tokens: bool,
+                  desc: str) -> list[np.ndarray]:
+        """Batches of prompts by length (their shared prefix encoded once), each decoded greedily to its end."""
+        import torch
+        from tqdm.auto import tqdm
+
+        tokenizer = model.tokenizer
+        room = self.max_length(model) - spec.max_new_tokens
+        if room < 1:
+            raise ModelError(f"max_new_tokens {spec.max_new_tokens} leaves no room for a prompt in the model's "
+                             f"{self.max_length(model)} positions", model.source, "lower generation.max_new_tokens")
+        full = tokenizer(prompts, add_special_tokens=special_tokens)["input_ids"]
+        self.stats.truncated += sum(len(x) > room for x in full)
+        ids = [x[-room:] for x in full]  # a long prompt loses its start, as lm-eval cuts it
+        module, device = self._module(model, generating=True)
+        eos = decoding.eos_ids(model.module, tokenizer)
+        finished = lambda tokens: generation.stops_in(tokenizer.decode(tokens, skip_special_tokens=True), spec.until)
+        check = lambda logits: self._check_finite(logits, model)
+        out: list[np.ndarray] = [np.zeros(0, np.float32)] * len(prompts)
+        autocast = torch.autocast("cuda", dtype=self.compute_dtype()) if device.type == "cuda" \
+            else torch.autocast("cpu", enabled=False)
+        groups = generation.prefix_groups(ids) if self.config.prefix_reuse else [(0, list(range(len(ids))))]
+        with torch.inference_mode(), autocast:
+            for shared, members in groups:
+                prefix = decoding.encode_prefix(module, ids[members[0]][:shared], device)
+                self.stats.prefix_tokens += shared * (len(members) - 1)
+                self.stats.tokens += shared
+                lengths = np.array([len(ids[i]) - shared for i in members], dtype=np.int64)
+                for batch in tqdm(length_batches(lengths, *self.generation_batching()), desc=desc, unit="batch",
+                                  disable=None, leave=False):
+                    rows = [members[b] for b in batch]
+                    tokens, counts = decoding.greedy_batch(module, prefix, shared, [ids[i][shared:] for i in rows],
+                                                           spec.max_new_tokens, eos, tokenizer.pad_token_id or 0,
+                                                           finished, check, device)
+                    for i, t in zip(rows, tokens):
+                        out[i] = np.asarray(t, dtype=np.float32)
+                    self.stats.batches += 1
+                    self.stats.tokens += counts["prefill_tokens"] + counts["decode_tokens"]
+                    self.stats.generated_tokens += sum(map(len, tokens))
+        self.stats.computed += len(prompts)
+        return out
+
     def _rolling(self, model: LoadedModel, texts: list[str], reference: LoadedModel | None, max_tokens: int | None,
                  desc: str, stats: bool = False) -> list[list[np.ndarray]]:
         """Per text: [token log-likelihoods] alone, [log-likelihoods, mean, std of the distribution's log-likelihood]
@@ -347,64 +470,3 @@ class Engine:
             per_text[t].append(part)
         return [[np.concatenate([p[j] for p in chunks]).astype(np.float32) for j in range(len(chunks[0]))]
                 if chunks else [np.zeros(0, np.float32)] * (4 if reference else 3 if stats else 1) for chunks in per_text]
-
-
-@dataclass
-class Scorer:
-    """One model seen through the suite: what probes call. ``proba`` gives, for each input, a distribution over
-    the suite's labels: a classifier's classes (aligned to the suite's labels), or a causal LM's choices of a
-    multiple-choice item (softmax of the choices' log-likelihoods, zero for positions an item does not have)."""
-
-    engine: Engine
-    model: LoadedModel
-    alignment: Alignment
-    role: str = "model"  # "model" or "baseline"
-    n_labels: int = 0  # the suite's label count (choice positions, for multiple choice)
-    target_delimiter: str = " "
-
-    def describe(self) -> dict:
-        limit = self.engine.max_length(self.model)
-        return {**self.model.describe(), **self.alignment.describe(), "max_length": limit,
-                "max_length_limit": self.model.max_length_limit if limit == self.model.max_length else
-                "suite max_length" if self.engine.config.max_length else "engine default"}
-
-    @property
-    def is_lm(self) -> bool:
-        return self.model.kind == CAUSAL_LM
-
-    def proba(self, inputs: Sequence) -> np.ndarray:
-        if self.is_lm:
-            return self._choice_proba(inputs, normalize=False)
-        probs = self.engine.predict_proba(self.model, inputs, desc=f"scoring {self.role}") @ self.alignment.matrix
-        return probs / np.maximum(probs.sum(axis=1, keepdims=True), np.finfo(np.float32).tiny)
-
-    def predict(self, inputs: Sequence) -> np.ndarray:
-        return self.proba(inputs).argmax(axis=1)
-
-    def predict_norm(self, items: Sequence[Continuations]) -> np.ndarray:
-        """Choices by log-likelihood per character of the choice (lm-eval's acc_norm)."""
-        return self._choice_proba(items, normalize=True).argmax(axis=1)
-
-    def continuation_scores(self, items: Sequence[Continuations]) -> list[np.ndarray]:
-        return self.engine.continuation_scores(self.model, items, desc=f"scoring {self.role}")
-
-    def _choice_proba(self, items: Sequence[Continuations], normalize: bool) -> np.ndarray:
-        out = np.zeros((len(items), self.n_labels), dtype=np.float64)
-        for i, (item, scores) in enumerate(zip(items, self.continuation_scores(items))):
-            ll = scores[:, 0].astype(np.float64)
-            if normalize:
-                ll = ll / np.array([max(len(c) - len(self.target_delimiter), 1) for c in item.continuations])
-            p = np.exp(ll - ll.max())
-            out[i, :len(p)] = p / p.sum()
-        return out
-
-    def truncated(self, inputs: Sequence) -> np.ndarray:
-        """Which inputs the engine cuts to fit its max length in this model's tokens: a text longer than it, or a
-        causal LM's request whose context loses tokens (tokenization only, nothing is scored)."""
-        limit = self.engine.max_length(self.model)
-        tokenizer = self.model.tokenizer
-        if not self.is_lm:
-            ids = tokenizer(list(inputs), truncation=False, padding=False)["input_ids"]
-            return np.array([len(x) > limit for x in ids], dtype=bool)
-        prefix = causal_lm.prefix_token(tokenizer)
-        return np.array([causal_lm.encode(tokenizer, r, limit, prefix).truncated for r in inputs], dtype=bool)

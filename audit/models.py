@@ -201,6 +201,26 @@ def model_kind(config: dict, where: str) -> str:
                      "audit a *ForSequenceClassification or *ForCausalLM model saved with save_pretrained")
 
 
+def check_chat_template(src: "ModelSource", option: str) -> None:
+    """A chat template is asked for: the model's tokenizer must ship one (tokenizer_config.json's chat_template,
+    a chat_template.jinja file, or a GGUF's tokenizer.chat_template), read without loading the model."""
+    if src.gguf:
+        from gguf import GGUFReader
+
+        found = "tokenizer.chat_template" in GGUFReader(str(src.directory / src.gguf)).fields
+    else:
+        config = src.directory / "tokenizer_config.json"
+        try:
+            declared = json.loads(config.read_text(encoding="utf-8")).get("chat_template") if config.is_file() else None
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            declared = None
+        found = bool(declared) or (src.directory / "chat_template.jinja").is_file() or \
+            (src.directory / "chat_template.json").is_file()
+    if not found:
+        raise ModelError("the tokenizer has no chat template, and one is asked for", f"{option} ({src.source})",
+                         "audit an instruct model that ships its chat template, or drop the chat template")
+
+
 def check_gguf(path: Path) -> None:
     """A GGUF file's header, read before anything loads it."""
     try:

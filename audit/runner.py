@@ -21,13 +21,15 @@ from audit.cache import PredictionCache
 from audit.context import ProbeContext, ProbeResult
 from audit.contract import Estimate
 from audit.data import Split, file_format, iter_records, read_suite_data, required_fields
-from audit.engine import Engine, EngineConfig, Scorer
+from audit.engine import Engine, EngineConfig
 from audit.errors import AuditError, DataError
 from audit.files import check_out_dir
 from audit.metrics import classification
+from audit.scorer import Scorer
 from audit.models import (CAUSAL_LM, CHOICE_POSITIONS, CLASSIFIER, Alignment, ModelSource, align_labels,
-                          check_tokenizer, inspect_model, load_model)
-from audit.suite import CLASSIFICATION, NAME, PERPLEXITY, DataSpec, Suite
+                          check_chat_template, check_tokenizer, inspect_model, load_model)
+from audit.causal_lm import Continuations
+from audit.suite import CLASSIFICATION, GENERATE, NAME, PERPLEXITY, DataSpec, Suite
 
 MAX_SEED = 2**32 - 1  # numpy's SeedSequence takes any non-negative int; CLI and manifests keep it to 32 bits
 SMOKE_TEXTS = 16  # eval texts scored right after loading, before any probe
@@ -50,6 +52,7 @@ class CheckRequest:
     label_map: dict[str, str] | None = None
     drop_labels: tuple[str, ...] = ()
     shift_sets: dict[str, str] = field(default_factory=dict)  # --shift-set NAME=PATH
+    chat_template: bool = False  # --chat-template: a generate suite's prompts through the tokenizer's template
     use_cache: bool = True
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
     command: str = "check"  # check | contamination (what `audit verify` re-runs)
@@ -105,6 +108,13 @@ def check_options(req: CheckRequest) -> None:
         raise AuditError("--limit must be at least 1", "--limit", "e.g. --limit 200")
     if req.probes is not None and not req.probes:
         raise AuditError("names no probe", "--probes", "e.g. --probes accuracy,calibration (see audit validate)")
+
+
+def check_task_options(req: CheckRequest, suite: Suite) -> None:
+    """Options that only some tasks read."""
+    if req.chat_template and suite.task.kind != GENERATE:
+        raise AuditError(f"renders generation prompts, and {suite.name} is a {suite.task.kind} suite", "--chat-template",
+                         "drop --chat-template, or choose a generate suite")
 
 
 def probe_names(suite: Suite, req: CheckRequest) -> list[str]:
@@ -196,6 +206,7 @@ def prepare(req: CheckRequest, log, with_models: bool = True) -> Plan:
     """Every input checked, no model loaded and nothing written: the one place bad input is found."""
     check_options(req)
     suite = suite_mod.load(req.benchmark)
+    check_task_options(req, suite)
     names = probe_names(suite, req)
     suite = with_cli_shift_sets(suite, req.shift_sets)
     probes = {name: suite.probe_params(name, {**suite.probes.get(name, {}), **req.params} if name == "contamination"
@@ -212,6 +223,9 @@ def prepare(req: CheckRequest, log, with_models: bool = True) -> Plan:
             if source:
                 sources[role] = inspect_model(source, allow_unsafe=req.allow_unsafe)
                 alignments[role] = alignment(sources[role], suite, req, role)
+        if suite.task.chat or req.chat_template:
+            for role, src in sources.items():
+                check_chat_template(src, "--chat-template" if req.chat_template else f"{suite.path}: generation.chat")
         if "baseline" in sources and sources["baseline"].fingerprint == sources["model"].fingerprint:
             raise AuditError("the baseline has the same files as the model, so every comparison would be empty",
                              "--baseline", "compare against the uncompressed model the audited one was made from")
@@ -246,9 +260,13 @@ def chance_accuracy(split: Split, labels: tuple[str, ...]) -> float:
 
 
 def smoke(scorer: Scorer, split: Split) -> None:
-    """Score a few inputs right after loading: the engine refuses non-finite logits in every batch."""
+    """Score a few inputs right after loading: the engine refuses non-finite logits in every batch (a generation
+    item is scored with its gold answer, which costs a forward pass instead of a whole generation)."""
     if not scorer.is_lm:
         scorer.proba(split.texts[:SMOKE_TEXTS])
+    elif scorer.generation is not None:
+        scorer.continuation_scores([Continuations(q.context, (scorer.target_delimiter + q.target,))
+                                    for q in split.items[:4]])
     elif split.items is not None:
         scorer.continuation_scores(split.items[:SMOKE_TEXTS])
     else:
@@ -262,8 +280,10 @@ def load_scorers(plan: Plan, req: CheckRequest, log) -> dict[str, Scorer]:
         log(f"loading {role} {src.source}")
         model = load_model(src, allow_unsafe=req.allow_unsafe)
         check_tokenizer(model, plan.eval.texts)
+        task = plan.suite.task
         scorer = scorers[role] = Scorer(plan.engine, model, plan.alignments[role], role, len(plan.suite.labels),
-                                        plan.suite.task.target_delimiter)
+                                        task.target_delimiter, task.generation,
+                                        task.chat_fewshot if task.chat or req.chat_template else None)
         smoke(scorer, plan.eval)
         limit = plan.engine.max_length(model)
         if plan.engine.config.max_length and limit < plan.engine.config.max_length:
@@ -312,6 +332,8 @@ def run_probe(name: str, params: dict, ctx: ProbeContext, strict: bool) -> dict:
     started = time.perf_counter()
     try:
         result = implementation(name)(ctx, **params)
+        if result.skipped:
+            return {"status": "skipped", "reason": result.skipped, "metrics": {}}
         section = section_of(result, spec, ctx.suite.labels, params)
     except AuditError:  # bad input found mid-run (e.g. a corrupt corpus line, NaN logits): exit 2, no report
         raise

@@ -19,11 +19,12 @@ from typing import Any
 
 from audit import contract, yamlfile
 from audit.errors import SpecError, did_you_mean
+from audit.generation import AnswerFilter, GenerationSpec, Normalizer
 
 SUITES_DIR = Path(str(importlib.resources.files("audit.suites")))  # the repository's suites/ folder
 
 TOP_KEYS = {"include", "name", "description", "task", "labels", "target_delimiter", "fewshot", "data", "shift_sets",
-            "text_sets", "prompts", "probes", "gates", "max_length", "inconclusive", "min_samples"}
+            "text_sets", "prompts", "probes", "gates", "max_length", "inconclusive", "min_samples", "generation"}
 DATA_KEYS = {"path", "text_field", "text_template", "label_field", "label_map", "columns", "hf_config", "hf_split",
              "description", "sample", "pair_field", "choices_field", "choices_fields", "choices", "gold",
              "choice_labels_field", "answer", "target_field", "slice_field"}
@@ -31,11 +32,18 @@ PROMPT_KEYS = {"template", "answer", "description"}
 ANSWERS = ("text", "letter")  # a multiple-choice item's continuations: the choices' texts, or the positions' labels
 CHOICES_SLOT = "choices"  # in a multiple-choice template, {choices} lists the item's choices as "A. text" lines
 CLASSIFICATION, MULTIPLE_CHOICE, PERPLEXITY, LAST_WORD = "classification", "multiple_choice", "perplexity", "last_word"
-TASKS = (CLASSIFICATION, MULTIPLE_CHOICE, PERPLEXITY, LAST_WORD)
+GENERATE = "generate"
+TASKS = (CLASSIFICATION, MULTIPLE_CHOICE, PERPLEXITY, LAST_WORD, GENERATE)
+FEWSHOT_TASKS = (MULTIPLE_CHOICE, GENERATE)  # tasks whose items may be preceded by solved examples
 LABELLED = (CLASSIFICATION, MULTIPLE_CHOICE)  # tasks whose items have a gold label among the suite's labels
 GOLD = ("index", "letter", "text", "choice_label")
-FEWSHOT_KEYS = {"k", "split", "seed", "delimiter"}
-SPLITS = {"eval", "reference"}
+FEWSHOT_KEYS = {"k", "split", "seed", "delimiter", "sampler"}
+SAMPLERS = ("random", "first_n")  # few-shot examples drawn per item (seeded), or the pool's first k for every item
+SPLITS = {"eval", "reference", "fewshot"}  # fewshot: a split only few-shot examples come from (fixed exemplars)
+GENERATION_KEYS = {"until", "max_new_tokens", "answers", "normalize", "chat", "chat_fewshot"}
+ANSWER_KEYS = {"regex", "group", "group_select", "fallback"}
+NORMALIZE_KEYS = {"ignore_case", "ignore_punctuation", "regexes_to_ignore"}
+CHAT_FEWSHOT = ("turns", "message")  # with a chat template: solved examples as dialogue turns, or in one message
 GATE_KEYS = {"name", "metric", "min", "max", "max_regression", "confidence", "min_samples", "severity", "description",
              "override"}
 SEVERITIES = ("fail", "warn")
@@ -101,8 +109,8 @@ class Prompt:
 @dataclass(frozen=True)
 class TaskSpec:
     """What a suite's items are: classification texts, multiple-choice items (scored as continuations after
-    ``target_delimiter``, with ``fewshot`` solved examples before each), running text (perplexity), or
-    context + last word (last_word)."""
+    ``target_delimiter``, with ``fewshot`` solved examples before each), running text (perplexity), context +
+    last word (last_word), or prompts whose free-text answers are generated and read out (generate)."""
 
     kind: str = CLASSIFICATION
     target_delimiter: str = " "
@@ -110,10 +118,19 @@ class TaskSpec:
     fewshot_split: str | None = None  # None: other items of the split being asked
     fewshot_seed: int = 1234
     fewshot_delimiter: str = "\n\n"
+    fewshot_sampler: str = "random"
+    generation: GenerationSpec | None = None  # generate: stopping, answer extraction, exact match
+    chat: bool = False  # generate: render prompts with the tokenizer's chat template
+    chat_fewshot: str = "turns"
 
     @property
     def labelled(self) -> bool:
         return self.kind in LABELLED
+
+    @property
+    def graded(self) -> bool:
+        """Is each item answered right or wrong (a gold label, choice or answer)?"""
+        return self.kind in LABELLED or self.kind == GENERATE
 
 
 @dataclass(frozen=True)
@@ -158,6 +175,7 @@ class Suite:
     task: TaskSpec = field(default_factory=TaskSpec)
     text_sets: dict[str, DataSpec] = field(default_factory=dict)  # running text (perplexity, KL) for LM suites
     prompts: dict[str, Prompt] = field(default_factory=dict)  # multiple choice: other prompts for the same items
+    fewshot: DataSpec | None = None  # a split that only few-shot examples come from (fixed exemplars)
 
     def prompt(self, name: str | None) -> Prompt:
         """A declared prompt, or (None) the eval split's own."""
@@ -174,7 +192,8 @@ class Suite:
         """What probe parameters with ``choices_from`` may name."""
         return {"shift_sets": tuple(self.shift_sets), "splits": ("reference", *self.shift_sets) if self.reference
                 else tuple(self.shift_sets), "text_sets": ("eval", *self.text_sets) if self.task.kind == PERPLEXITY
-                else tuple(self.text_sets), "prompts": tuple(self.prompts)}
+                else tuple(self.text_sets), "prompts": tuple(self.prompts),
+                "answers": self.task.generation.filter_names if self.task.generation else ()}
 
     def probe_params(self, name: str, given: dict[str, Any] | None = None) -> dict[str, Any]:
         """A probe's full parameters: declared defaults, overlaid with the suite's (or ``given``)."""
@@ -341,6 +360,9 @@ def _build(doc: dict[str, Any], path: Path, files: tuple[Path, ...]) -> Suite:
     if task.fewshot_split is not None and task.fewshot_split not in splits:
         raise SpecError(f"fewshot split '{task.fewshot_split}' is not declared under data", f"{where}: fewshot.split",
                         did_you_mean(task.fewshot_split, splits))
+    if "fewshot" in splits and task.fewshot_split != "fewshot":
+        raise SpecError("the fewshot split would be ignored: fewshot.split does not name it", f"{where}: data.fewshot",
+                        "add fewshot: {k: N, split: fewshot}, or remove data.fewshot")
 
     max_length = doc.get("max_length")
     if max_length is not None and (not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 8):
@@ -353,7 +375,7 @@ def _build(doc: dict[str, Any], path: Path, files: tuple[Path, ...]) -> Suite:
                   eval=splits["eval"], reference=splits.get("reference"), shift_sets=shift_sets,
                   probes=_probes(doc.get("probes") or {}, task.kind, where), gates=(), max_length=max_length,
                   inconclusive_fails=inconclusive == "fail", raw=doc, task=task, text_sets=text_sets,
-                  prompts=_prompts(doc, task.kind, where))
+                  prompts=_prompts(doc, task.kind, where), fewshot=splits.get("fewshot"))
     params = {p: suite.probe_params(p) for p in suite.probes}  # every parameter value checked here
     gates = doc.get("gates") or []
     if not isinstance(gates, list):
@@ -376,18 +398,104 @@ def _task(doc: dict, where: str) -> TaskSpec:
         raise SpecError("'fewshot' must be a mapping", f"{where}: fewshot", "e.g. fewshot: {k: 5, seed: 1234}")
     _check_keys(fewshot, FEWSHOT_KEYS, f"{where}: fewshot")
     k = fewshot.get("k", 0)
-    if not isinstance(k, int) or isinstance(k, bool) or k < 0 or k and kind != MULTIPLE_CHOICE:
-        raise SpecError(f"fewshot.k must be a non-negative integer (multiple_choice only), got {k!r}", f"{where}: fewshot.k",
-                        "e.g. fewshot: {k: 5}")
+    if not isinstance(k, int) or isinstance(k, bool) or k < 0 or k and kind not in FEWSHOT_TASKS:
+        raise SpecError(f"fewshot.k must be a non-negative integer ({' and '.join(FEWSHOT_TASKS)} only), got {k!r}",
+                        f"{where}: fewshot.k", "e.g. fewshot: {k: 5}")
     seed = fewshot.get("seed", 1234)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise SpecError("fewshot.seed must be a non-negative integer", f"{where}: fewshot.seed", "e.g. seed: 1234")
     for key in ("split", "delimiter"):
         if fewshot.get(key) is not None and not isinstance(fewshot[key], str):
             raise SpecError(f"fewshot.{key} must be a string", f"{where}: fewshot.{key}", "e.g. split: reference")
+    sampler = fewshot.get("sampler", "random")
+    if sampler not in SAMPLERS:
+        raise SpecError(f"unknown sampler {sampler!r}", f"{where}: fewshot.sampler", did_you_mean(str(sampler), SAMPLERS))
+    if fewshot and not k:
+        raise SpecError("fewshot settings without fewshot.k would be ignored", f"{where}: fewshot", "add k: N, or remove fewshot")
     if kind == CLASSIFICATION and (doc.get("target_delimiter") is not None):
         raise SpecError("'target_delimiter' is for language-model tasks", f"{where}: target_delimiter", "remove it")
-    return TaskSpec(kind, delimiter, k, fewshot.get("split"), seed, fewshot.get("delimiter", "\n\n"))
+    generation, chat, chat_fewshot = _generation(doc, kind, where)
+    return TaskSpec(kind, delimiter, k, fewshot.get("split"), seed, fewshot.get("delimiter", "\n\n"), sampler,
+                    generation, chat, chat_fewshot)
+
+
+def _generation(doc: dict, kind: str, where: str) -> tuple[GenerationSpec | None, bool, str]:
+    """A generate suite's ``generation:`` section, every pattern compiled: (spec, chat, chat_fewshot)."""
+    section = doc.get("generation")
+    here = f"{where}: generation"
+    if kind != GENERATE:
+        if section is not None:
+            raise SpecError(f"'generation' is for generate suites, and this is a {kind} suite", here, "remove it")
+        return None, False, "turns"
+    if not isinstance(section, dict):
+        raise SpecError("a generate suite needs a 'generation' mapping", here,
+                        'e.g. generation: {until: ["Question:"], max_new_tokens: 256, answers: {...}}')
+    _check_keys(section, GENERATION_KEYS, here)
+    until = section.get("until", [])
+    if not isinstance(until, list) or not all(isinstance(u, str) and u for u in until):
+        raise SpecError("'until' must list non-empty stop strings", f"{here}.until", 'e.g. until: ["Question:"]')
+    max_new = section.get("max_new_tokens", 256)
+    if not isinstance(max_new, int) or isinstance(max_new, bool) or max_new < 1:
+        raise SpecError(f"max_new_tokens must be a positive integer, got {max_new!r}", f"{here}.max_new_tokens",
+                        "e.g. max_new_tokens: 256")
+    answers = section.get("answers")
+    if not isinstance(answers, dict) or not answers:
+        raise SpecError("'answers' must name at least one way to read the answer", f"{here}.answers",
+                        'e.g. answers: {strict-match: {regex: "#### (\\-?[0-9.,]+)"}}')
+    filters = tuple(_answer_filter(name, spec, f"{here}.answers.{name}") for name, spec in answers.items())
+    normalize = section.get("normalize") or {}
+    if not isinstance(normalize, dict):
+        raise SpecError("'normalize' must be a mapping", f"{here}.normalize", "e.g. normalize: {ignore_case: true}")
+    _check_keys(normalize, NORMALIZE_KEYS, f"{here}.normalize")
+    for key in ("ignore_case", "ignore_punctuation"):
+        if not isinstance(normalize.get(key, False), bool):
+            raise SpecError(f"'{key}' must be true or false", f"{here}.normalize.{key}", f"e.g. {key}: true")
+    ignored = normalize.get("regexes_to_ignore", [])
+    if not isinstance(ignored, list) or not all(isinstance(r, str) for r in ignored):
+        raise SpecError("'regexes_to_ignore' must list patterns", f"{here}.normalize.regexes_to_ignore",
+                        'e.g. regexes_to_ignore: [",", "\\$"]')
+    for i, pattern in enumerate(ignored):
+        _compile(pattern, f"{here}.normalize.regexes_to_ignore[{i}]")
+    chat, chat_fewshot = section.get("chat", False), section.get("chat_fewshot", "turns")
+    if not isinstance(chat, bool):
+        raise SpecError("'chat' must be true or false", f"{here}.chat", "e.g. chat: true")
+    if chat_fewshot not in CHAT_FEWSHOT:
+        raise SpecError(f"unknown chat_fewshot {chat_fewshot!r}", f"{here}.chat_fewshot",
+                        did_you_mean(str(chat_fewshot), CHAT_FEWSHOT))
+    if "chat_fewshot" in section and not chat:
+        raise SpecError("chat_fewshot is read only with chat: true", f"{here}.chat_fewshot",
+                        "add chat: true, or remove it (--chat-template turns the chat template on too)")
+    normalizer = Normalizer(normalize.get("ignore_case", False), normalize.get("ignore_punctuation", False),
+                            tuple(ignored))
+    return GenerationSpec(tuple(until), max_new, filters, normalizer), chat, chat_fewshot
+
+
+def _compile(pattern: str, where: str) -> re.Pattern:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise SpecError(f"the pattern {pattern!r} does not compile ({exc})", where, "fix the regular expression") from None
+
+
+def _answer_filter(name: Any, spec: Any, where: str) -> AnswerFilter:
+    if not isinstance(name, str) or not NAME.match(name):
+        raise SpecError(f"answer name {name!r} must be letters, digits, '_', '.' or '-'", where, "e.g. strict-match")
+    if not isinstance(spec, dict) or not isinstance(spec.get("regex"), str):
+        raise SpecError("an answer needs a regex", where, 'e.g. {regex: "#### (\\-?[0-9.,]+)", group_select: 0}')
+    _check_keys(spec, ANSWER_KEYS, where)
+    pattern = _compile(spec["regex"], f"{where}.regex")
+    select = spec.get("group_select", 0)
+    if not isinstance(select, int) or isinstance(select, bool):
+        raise SpecError(f"group_select must be an integer (0 the first match, -1 the last), got {select!r}",
+                        f"{where}.group_select", "e.g. group_select: -1")
+    group = spec.get("group")
+    if group is not None and (not isinstance(group, int) or isinstance(group, bool) or not 0 <= group <= pattern.groups):
+        raise SpecError(f"group {group!r} does not exist: the pattern has {pattern.groups} group(s)", f"{where}.group",
+                        "give 0 (the whole match) up to the pattern's group count, or remove group")
+    fallback = spec.get("fallback", "[invalid]")
+    if not isinstance(fallback, str):
+        raise SpecError("fallback must be a string", f"{where}.fallback", 'e.g. fallback: "[invalid]"')
+    return AnswerFilter(name, spec["regex"], select, fallback, group)
 
 
 def _named_specs(doc: dict, key: str, labels: tuple[str, ...], task: str, where: str) -> dict[str, DataSpec]:
@@ -403,8 +511,8 @@ def _named_specs(doc: dict, key: str, labels: tuple[str, ...], task: str, where:
 
 def _prompts(doc: dict, task: str, where: str) -> dict[str, Prompt]:
     section = doc.get("prompts") or {}
-    if section and task != MULTIPLE_CHOICE:
-        raise SpecError("prompts are for multiple_choice suites", f"{where}: prompts", "remove prompts:")
+    if section and task not in (MULTIPLE_CHOICE, GENERATE):
+        raise SpecError("prompts are for multiple_choice and generate suites", f"{where}: prompts", "remove prompts:")
     if not isinstance(section, dict):
         raise SpecError("'prompts' must map names to {template: ...}", f"{where}: prompts",
                         'e.g. prompts: {plain: {template: "{question}\\nAnswer:"}}')
@@ -417,10 +525,13 @@ def _prompts(doc: dict, task: str, where: str) -> dict[str, Prompt]:
         if not isinstance(spec, dict) or not isinstance(spec.get("template"), str):
             raise SpecError("a prompt needs a template", here, 'e.g. {template: "Q: {question}\\nA:"}')
         _check_keys(spec, PROMPT_KEYS, here)
-        template_fields(spec["template"], f"{here}.template")
+        fields = template_fields(spec["template"], f"{here}.template")
         answer = spec.get("answer", "text")
         if answer not in ANSWERS:
             raise SpecError(f"unknown answer {answer!r}", f"{here}.answer", did_you_mean(str(answer), ANSWERS))
+        if task == GENERATE and (answer != "text" or CHOICES_SLOT in fields):
+            raise SpecError("a generation prompt has no choices to list or letter", here,
+                            "remove answer: and {choices} from the template")
         out[name] = Prompt(spec["template"], answer, str(spec.get("description", "")))
     return out
 
@@ -453,11 +564,12 @@ def _data_spec(name: str, spec: Any, labels: tuple[str, ...], task: str, where: 
         raise SpecError("a data source must be a mapping", where, "give path:, text_field: and label_field:")
     _check_keys(spec, DATA_KEYS, where)
     needs_label = task in LABELLED
-    for key in ("path",) + (("label_field",) if needs_label else ()) + (("target_field",) if task == LAST_WORD else ()):
+    targeted = task in (LAST_WORD, GENERATE)
+    for key in ("path",) + (("label_field",) if needs_label else ()) + (("target_field",) if targeted else ()):
         if not isinstance(spec.get(key), str) or not spec[key]:
             raise SpecError(f"missing '{key}'", where, f"add {key}: ...")
     task_keys = {MULTIPLE_CHOICE: {"choices_field", "choices_fields", "choices", "gold", "choice_labels_field", "answer"},
-                 LAST_WORD: {"target_field"}}
+                 LAST_WORD: {"target_field"}, GENERATE: {"target_field"}}
     for key in set().union(*task_keys.values()) - task_keys.get(task, set()):
         if key in spec:
             raise SpecError(f"'{key}' is not for a {task} split", f"{where}.{key}", "remove it")

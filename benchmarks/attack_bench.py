@@ -27,7 +27,8 @@ def main() -> int:
     from audit import suite as suite_mod
     from audit.data import read_split
     from audit.demo import demo_models
-    from audit.engine import Engine, EngineConfig, Scorer
+    from audit.engine import Engine, EngineConfig
+    from audit.scorer import Scorer
     from audit.models import align_labels, load_model
     from audit.perturb import textattack_backend
     from audit.perturb.attack import RECIPES, attack

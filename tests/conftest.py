@@ -150,3 +150,16 @@ def tiny_llama(tmp_path_factory) -> Path:
 def tiny_llama_other(tmp_path_factory) -> Path:
     """Another random Llama with the same tokenizer: a stand-in for a compressed build that disagrees."""
     return build_tiny_llama(tmp_path_factory.mktemp("models") / "tiny-llama-other", seed=1)
+
+
+class StandInScorer:
+    """What a test's scorer stand-in shares with audit's Scorer beyond proba/predict: answers are the
+    highest-ranked label or choice, and right means the gold one."""
+
+    has_probabilities = True
+
+    def answers(self, inputs, answer=None):
+        return self.predict(inputs)
+
+    def right(self, inputs, labels, answer=None):
+        return self.predict(inputs) == labels

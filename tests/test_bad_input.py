@@ -317,7 +317,7 @@ CASES = [
     Case("membership-reference-unknown", lambda e: ["validate", mc_suite(e, probes="{accuracy: {}, membership: {reference: later}}")],
          ("probes.membership.reference", "unknown value 'later'")),
     Case("fewshot-on-a-classification-suite", lambda e: ["validate", e.suite_with("name: tiny", "fewshot: {k: 2}\nname: tiny")],
-         ("fewshot.k", "multiple_choice only")),
+         ("fewshot.k", "multiple_choice and generate only")),
     Case("labels-on-a-perplexity-suite", lambda e: ["validate", e.file("p.yaml", "task: perplexity\nlabels: [a, b]\n"
                                                                                  "data: {eval: {path: dev.tsv, text_field: sentence}}\n")],
          ("p.yaml: labels", "a perplexity suite has no labels")),

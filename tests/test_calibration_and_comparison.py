@@ -13,7 +13,7 @@ from audit.context import ProbeContext
 from audit.data import Split
 from audit.metrics import calibration as cal
 from audit.metrics.stats import bootstrap_ci, mcnemar_exact_p
-from conftest import call_probe, sst2_rows, values, write_tsv
+from conftest import StandInScorer, call_probe, sst2_rows, values, write_tsv
 from test_cli import run
 
 
@@ -94,7 +94,7 @@ def test_invalid_input_has_one_message_template():
         cal.brier_score_loss(binary(np.array([0.5])), np.array([2]))
 
 
-class FixedScorer:
+class FixedScorer(StandInScorer):
     """A model that returns fixed probabilities (in the suite's label order)."""
 
     def __init__(self, probs, role):

@@ -125,14 +125,14 @@ def test_score_split_matches_hand_counts():
     y = np.array([0, 1, 0, 1, 0, 1, 0, 1])
     pred = np.array([0, 1, 0, 1, 1, 0, 0, 1])
     dirty = np.array([1, 1, 0, 0, 0, 0, 0, 0], bool)
-    out = score_split(pred, y, dirty)
+    out = score_split(pred == y, dirty)
     assert out["contaminated_accuracy"].value == 1.0 and out["clean_accuracy"].value == pytest.approx(4 / 6)
     assert out["clean_accuracy"].ci[0] < 4 / 6 < out["clean_accuracy"].ci[1] and out["clean_accuracy"].n == 6
     assert out["accuracy_gap_p_value"].value == pytest.approx(fisher_exact_p(2, 2, 4, 6))
     low, high = wilson_interval(4, 6)  # by hand: (p + z²/2n ± z·sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n)
     assert (low, high) == pytest.approx((0.3000, 0.9032), abs=1e-4)
     assert all(np.isnan(wilson_interval(0, 0)))
-    none = score_split(pred, y, np.zeros(8, bool))
+    none = score_split(pred == y, np.zeros(8, bool))
     assert none["contaminated_accuracy"].value is None and none["contaminated_accuracy"].note == "no contaminated items"
 
 

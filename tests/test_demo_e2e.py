@@ -96,6 +96,15 @@ def test_lm_demo_ranks_a_harmless_a_costly_and_a_broken_build(tmp_path, demo_cac
     int8 = reports["int8-weight"]["probes"]
     # SmolLM2 as shipped shows no canonical-order preference on ARC-Easy at the suite's alpha (measured p = 0.06)
     assert int8["membership"]["baseline_metrics"]["exchangeability_p"]["value"] > 0.01
+    generation = {b: json.loads((out / b / "gsm8k" / "report.json").read_text())
+                  for b in ("int8-weight", "int4-weight", "prune0.4")}
+    for report in generation.values():  # the generation section: GSM8K, one batch of 32 items per build
+        jsonschema.Draft202012Validator(schema()).validate(report)
+        assert report["benchmark"]["n_eval"] == 32 and report["probes"]["agreement"]["status"] == "ok"
+        assert report["probes"]["agreement"]["metrics"]["n_tokens"]["value"] > 0
+    gen_kl = [generation[b]["probes"]["agreement"]["metrics"]["kl_mean"]["value"]
+              for b in ("int8-weight", "int4-weight", "prune0.4")]
+    assert gen_kl[0] < gen_kl[1] < gen_kl[2]
     for probe, metric in [("choice_order", "consistency"), ("prompt_variants", "accuracy_spread"),
                           ("adversarial", "deepwordbug_success_rate"), ("shift", "accuracy_arc_challenge")]:
         assert int8[probe]["metrics"][metric]["value"] is not None, (probe, metric)

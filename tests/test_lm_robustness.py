@@ -15,7 +15,7 @@ from audit.context import ProbeContext
 from audit.data import read_suite_data, render_choices
 from audit.errors import DataError, SpecError
 from audit.verify import schema
-from conftest import build_tiny_llama, call_probe, sst2_rows, values
+from conftest import StandInScorer, build_tiny_llama, call_probe, sst2_rows, values
 from test_cli import run
 
 ROWS = sst2_rows(40)
@@ -57,7 +57,7 @@ def mc_suite(tmp_path):
     return tmp_path / "suite.yaml"
 
 
-class Scripted:
+class Scripted(StandInScorer):
     """A causal-LM scorer stand-in that answers by a rule over the rendered items."""
 
     is_lm = True

@@ -15,7 +15,7 @@ from audit.perturb.attack import RECIPES, attack
 from audit.perturb.corruptions import FAMILIES, SEVERITIES, corrupt
 from audit.probes.longtail import quantile_slices
 from audit.probes.shift import _paired_consistency
-from conftest import call_probe, sst2_rows, values, write_tsv
+from conftest import StandInScorer, call_probe, sst2_rows, values, write_tsv
 from test_cli import assert_bad_input, run
 
 TEXTS = [t for t, _ in sst2_rows(64)]
@@ -108,7 +108,7 @@ def test_query_budget_is_respected():
         assert all(r.queries <= budget and r.status == "failed" for r in results)
 
 
-class FunctionScorer:
+class FunctionScorer(StandInScorer):
     """A scorer whose probabilities come from a function of the texts."""
 
     is_lm = False

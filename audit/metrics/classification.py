@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import accuracy_score as _accuracy
 from sklearn.metrics import f1_score, recall_score
 
 
@@ -18,11 +17,6 @@ def check_labels(*arrays: np.ndarray, names: tuple[str, ...] = ("y_true", "y_pre
     return out
 
 
-def accuracy_score(y_true, y_pred) -> float:
-    y_true, y_pred = check_labels(y_true, y_pred)
-    return float(_accuracy(y_true, y_pred))
-
-
 def macro_f1_score(y_true, y_pred, n_classes: int) -> float:
     y_true, y_pred = check_labels(y_true, y_pred)
     return float(f1_score(y_true, y_pred, labels=list(range(n_classes)), average="macro", zero_division=0))
@@ -34,8 +28,12 @@ def recall_per_class(y_true, y_pred, n_classes: int) -> np.ndarray:
 
 
 def flip_rate(pred_a, pred_b) -> float:
-    """Share of examples whose predicted label differs between two models."""
-    pred_a, pred_b = check_labels(pred_a, pred_b, names=("pred_a", "pred_b"))
+    """Share of examples whose answer differs between two models: a label or choice index, or an answer read
+    out of a generation (any values that compare)."""
+    pred_a, pred_b = np.asarray(pred_a, dtype=object), np.asarray(pred_b, dtype=object)
+    if pred_a.ndim != 1 or pred_a.shape != pred_b.shape or pred_a.size == 0:
+        raise ValueError(f"pred_a and pred_b must be non-empty 1-D arrays of the same length, got shapes "
+                         f"{pred_a.shape} and {pred_b.shape}")
     return float(np.mean(pred_a != pred_b))
 
 

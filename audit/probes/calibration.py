@@ -11,9 +11,10 @@ from audit.context import ProbeContext, ProbeResult
 from audit.contract import Estimate
 from audit.metrics import calibration as cal
 from audit.metrics.stats import bootstrap_ci
+from audit.suite import GENERATE
 
 SPEC = {
-    "tasks": ["classification", "multiple_choice"],
+    "tasks": ["classification", "multiple_choice", "generate"],
     "params": {
         "n_bins": {"type": "int", "default": 15, "min": 2, "max": 1000},
         "fit_split": {"type": "str", "default": "reference", "nullable": True, "choices_from": "splits"},
@@ -56,6 +57,9 @@ def fit_sample(ctx: ProbeContext, split: str, size: int):
 
 def run(ctx: ProbeContext, *, n_bins: int, fit_split: str | None, fit_size: int, n_bootstrap: int,
         confidence: float) -> ProbeResult:
+    if ctx.suite.task.kind == GENERATE:
+        return ProbeResult({}, skipped="greedy generation gives one answer per item, no probability over answers to "
+                                       "calibrate")
     y = ctx.eval.labels
     held = fit_sample(ctx, fit_split, fit_size) if fit_split else None
     unfitted = Estimate(None, note="no held-out split to fit a temperature on (fit_split: null)")

@@ -15,7 +15,7 @@ from audit.metrics.stats import fisher_exact_p, wilson_interval
 
 SPEC = {
     "scores_items": False,
-    "tasks": ["classification", "multiple_choice", "perplexity", "last_word"],
+    "tasks": ["classification", "multiple_choice", "perplexity", "last_word", "generate"],
     "params": {
         "shingle_size": {"type": "int", "default": 5, "min": 1, "max": 64},
         "num_perm": {"type": "int", "default": 128, "min": 16, "max": 1024},
@@ -46,10 +46,9 @@ SPEC = {
 }
 
 
-def score_split(pred: np.ndarray, y: np.ndarray, contaminated: np.ndarray) -> dict[str, Estimate]:
+def score_split(right: np.ndarray, contaminated: np.ndarray) -> dict[str, Estimate]:
     """Accuracy on the clean and contaminated items, a Wilson CI for the clean-only score and
     Fisher's exact test of the difference: the contamination-adjusted numbers."""
-    right = pred == y
     clean, dirty = right[~contaminated], right[contaminated]
     none = "no contaminated items"
     return {
@@ -103,11 +102,11 @@ def run(ctx: ProbeContext, *, shingle_size: int, num_perm: int, jaccard_threshol
         "scan": result.stats,
         "examples": findings(result, ctx.eval.texts, ctx.eval.rows, max_examples),
     }
-    if ctx.model is None or not ctx.suite.task.labelled:  # clean/contaminated accuracy needs labelled items
+    if ctx.model is None or not ctx.suite.task.graded:  # clean/contaminated accuracy needs items right or wrong
         return ProbeResult(metrics, details=details)
 
     def measure(scorer) -> dict:
-        return {**metrics, **score_split(scorer.predict(ctx.eval.inputs), ctx.eval.labels, flagged)}
+        return {**metrics, **score_split(scorer.right(ctx.eval.inputs, ctx.eval.labels), flagged)}
 
     both = ctx.for_both(measure)
     return ProbeResult(both.metrics, both.baseline_metrics, details)

@@ -1,10 +1,12 @@
 """What compression bought: parameters, non-zeros, weight bytes, peak memory, batch-1 latency per item and
 batched throughput in items and tokens per second (for a causal LM: prefill tokens, the context and
-choices it reads), with an uncached engine, the same inputs, threads and device, model and baseline timed
-in alternating order; and energy where NVML can measure it."""
+choices it reads; for generation: prompt and generated tokens, with time to first token, prefill and
+decode rates apart), with an uncached engine, the same inputs, threads and device, model and baseline
+timed in alternating order; and energy where NVML can measure it."""
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import threading
 import time
@@ -16,17 +18,20 @@ from audit.context import ProbeContext, ProbeResult
 from audit.contract import Estimate
 from audit.causal_lm import Continuations
 from audit.engine import Engine
+from audit.generation import Query
 from audit.footprint import count_parameters, disk_bytes
 from audit.models import CAUSAL_LM
+from audit.suite import GENERATE
 
 SPEC = {
     "scores_items": False,
-    "tasks": ["classification", "multiple_choice", "perplexity", "last_word"],
+    "tasks": ["classification", "multiple_choice", "perplexity", "last_word", "generate"],
     "params": {
         "latency_sample": {"type": "int", "default": 50, "min": 1},
         "throughput_sample": {"type": "int", "default": 512, "min": 1},
         "warmup": {"type": "int", "default": 5, "min": 0},
         "rounds": {"type": "int", "default": 3, "min": 1, "max": 100},
+        "max_new_tokens": {"type": "int", "default": None, "min": 1, "nullable": True},
     },
     "metrics": {
         "params": {"better": "lower"},
@@ -40,6 +45,9 @@ SPEC = {
         "latency_p95_ms": {"better": "lower", "varies": True},
         "throughput_items_per_s": {"varies": True},
         "throughput_tokens_per_s": {"varies": True},
+        "time_to_first_token_ms": {"better": "lower", "varies": True},
+        "prefill_tokens_per_s": {"varies": True},
+        "decode_tokens_per_s": {"varies": True},
         "energy_j_per_1k": {"better": "lower", "varies": True},
         "speedup": {"vs_baseline": True, "varies": True},
         "speedup_min": {"vs_baseline": True, "varies": True},
@@ -51,13 +59,18 @@ SPEC = {
 }
 
 
-def run(ctx: ProbeContext, *, latency_sample: int, throughput_sample: int, warmup: int, rounds: int) -> ProbeResult:
+def run(ctx: ProbeContext, *, latency_sample: int, throughput_sample: int, warmup: int, rounds: int,
+        max_new_tokens: int | None) -> ProbeResult:
     import torch
+
+    if max_new_tokens is not None and ctx.suite.task.kind != GENERATE:
+        return ProbeResult({}, skipped="max_new_tokens caps the timed generations of a generate suite, and this "
+                                       f"is a {ctx.suite.task.kind} suite (remove it)")
 
     latency_texts = ctx.eval.sample(latency_sample, ctx.seed).inputs
     batch_texts = ctx.eval.sample(throughput_sample, ctx.seed + 1).inputs
     scorers = [s for s in (ctx.model, ctx.baseline) if s is not None]
-    runs = {s.role: Runner(s, Engine(s.engine.config)) for s in scorers}
+    runs = {s.role: Runner(s, Engine(s.engine.config), max_new_tokens) for s in scorers}
     for run in runs.values():
         run.warm_up(latency_texts[:warmup], batch_texts[:64])
     for r in range(rounds):  # A B, B A, A B, ...: drift and noise fall on both models alike
@@ -91,10 +104,18 @@ def run(ctx: ProbeContext, *, latency_sample: int, throughput_sample: int, warmu
 
 class Runner:
     """Times one model through an uncached engine and records its footprint. What is timed is what the suite
-    scores: class probabilities, multiple-choice items (continuations) or running text (rolling windows)."""
+    scores: class probabilities, multiple-choice items (continuations), running text (rolling windows) or
+    generations (greedy, up to ``max_new_tokens``, default the suite's)."""
 
-    def __init__(self, scorer, engine: Engine):
+    def __init__(self, scorer, engine: Engine, max_new_tokens: int | None = None):
         self.model, self.engine = scorer.model, engine
+        self.scorer = scorer
+        spec = scorer.generation
+        self.generation = None if spec is None else \
+            dataclasses.replace(spec, max_new_tokens=min(max_new_tokens or spec.max_new_tokens, spec.max_new_tokens))
+        self.first_token: list[float] = []  # generation: batch-1 time to the first token
+        self.prefill: list[tuple[float, int]] = []  # generation: (seconds, prompt tokens) of the batch's prefill
+        self.generated: list[tuple[float, int]] = []  # generation: (seconds, generated tokens) of the whole batch
         self.device = engine.device
         self.footprint = count_parameters(self.model.module)
         self.latencies: list[float] = []
@@ -105,8 +126,11 @@ class Runner:
         self.energy_note = "not measured: needs a CUDA device and nvidia-ml-py" if self.device.type == "cuda" \
             else f"not measured: no power meter on {self.device.type}"
 
-    def score(self, inputs: list) -> None:
-        if inputs and isinstance(inputs[0], Continuations):
+    def score(self, inputs: list, max_new_tokens: int | None = None) -> None:
+        if inputs and isinstance(inputs[0], Query):
+            spec = dataclasses.replace(self.generation, max_new_tokens=max_new_tokens or self.generation.max_new_tokens)
+            self.engine.generate(self.model, [self.scorer.prompt(q) for q in inputs], spec, self.scorer.chat is None)
+        elif inputs and isinstance(inputs[0], Continuations):
             self.engine.continuation_scores(self.model, inputs)
         elif self.model.kind == CAUSAL_LM:
             self.engine.token_logprobs(self.model, inputs)
@@ -130,6 +154,8 @@ class Runner:
             t0 = time.perf_counter()
             self.score([item])
             self.latencies.append(time.perf_counter() - t0)
+        if self.generation is not None:
+            self.time_phases(single, batch)
         tokens = self.engine.stats.tokens
         with PeakMemory(self.device) as mem, PowerMeter(self.device) as power:
             t0 = time.perf_counter()
@@ -140,6 +166,34 @@ class Runner:
         if power.joules is not None:
             self.joules.append(power.joules)
             self.energy_note = "NVML board power integrated over the throughput runs"
+
+    def time_phases(self, single: list, batch: list) -> None:
+        """Generation: time to first token (batch 1), and the batch's prefill (one new token) apart from its
+        whole generation, so prefill and decode rates are told apart."""
+        for item in single:
+            t0 = time.perf_counter()
+            self.score([item], max_new_tokens=1)
+            self.first_token.append(time.perf_counter() - t0)
+        stats = self.engine.stats
+        tokens, t0 = stats.tokens, time.perf_counter()
+        self.score(batch, max_new_tokens=1)
+        self.prefill.append((time.perf_counter() - t0, stats.tokens - tokens - len(batch)))
+        generated, t0 = stats.generated_tokens, time.perf_counter()
+        self.score(batch)
+        self.generated.append((time.perf_counter() - t0, stats.generated_tokens - generated))
+
+    def phase_metrics(self) -> dict:
+        if self.generation is None:
+            why = "only generation has a first token and a decode phase"
+            return {k: Estimate(None, note=why) for k in ("time_to_first_token_ms", "prefill_tokens_per_s",
+                                                          "decode_tokens_per_s")}
+        prefill_s, prefill_tokens = (float(np.median(x)) for x in zip(*self.prefill))
+        whole_s, generated = (float(np.median(x)) for x in zip(*self.generated))
+        decode_s = whole_s - prefill_s
+        return {"time_to_first_token_ms": 1000 * float(np.percentile(self.first_token, 50)),
+                "prefill_tokens_per_s": prefill_tokens / prefill_s,
+                "decode_tokens_per_s": generated / decode_s if decode_s > 0 and generated
+                else Estimate(None, note="the batch generated no token after its first")}
 
     def metrics(self, batch: list) -> dict:
         fp = self.footprint
@@ -152,7 +206,7 @@ class Runner:
                 "latency_p95_ms": 1000 * float(np.percentile(self.latencies, 95)),
                 "throughput_items_per_s": len(batch) / seconds, "throughput_tokens_per_s": self.batch_tokens / seconds,
                 "energy_j_per_1k": 1000 * float(np.median(self.joules)) / len(batch) if self.joules
-                else Estimate(None, note=self.energy_note)}
+                else Estimate(None, note=self.energy_note)} | self.phase_metrics()
 
 
 def cpu_name() -> str:

@@ -17,7 +17,7 @@ from audit.contract import Estimate
 from audit.metrics.stats import wilson_interval
 
 SPEC = {
-    "tasks": ["classification", "multiple_choice"],
+    "tasks": ["classification", "multiple_choice", "generate"],
     "params": {
         "length_bins": {"type": "int", "default": 4, "min": 1, "max": 100},
         "rarity_bins": {"type": "int", "default": 4, "min": 1, "max": 100},
@@ -61,7 +61,7 @@ def run(ctx: ProbeContext, *, length_bins: int, rarity_bins: int, min_support: i
     preds = {}
 
     def measure(scorer) -> dict:
-        right = preds[scorer.role] = scorer.predict(ctx.eval.inputs) == y
+        right = preds[scorer.role] = scorer.right(ctx.eval.inputs, y)
         acc = {name: Estimate(float(right[s["index"]].mean()), n=len(s["index"])) for name, s in slices.items()}
         overall = float(right.mean())
         worst = min(supported, key=lambda name: acc[name].value) if supported else None

@@ -31,7 +31,7 @@ from audit.suite import PERPLEXITY
 
 SPEC = {
     "scores_items": False,
-    "tasks": ["multiple_choice", "perplexity", "last_word"],
+    "tasks": ["multiple_choice", "perplexity", "last_word", "generate"],
     "params": {
         "shards": {"type": "int", "default": 10, "min": 2},
         "shard_items": {"type": "int", "default": 10, "min": 2},

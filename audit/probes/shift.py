@@ -1,7 +1,7 @@
 """Accuracy under distribution shift: the suite's natural shift sets (seeded samples of the sizes the
 suite declares; for multiple choice, e.g. ARC-Easy -> ARC-Challenge) and seeded synthetic corruptions
-of the eval split at three severities (of a multiple-choice item's question), each with its drop from
-in-distribution accuracy; paired consistency on contrast sets."""
+of the eval split at three severities (of a multiple-choice or generation item's question), each with its
+drop from in-distribution accuracy; paired consistency on contrast sets."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from audit.metrics.stats import wilson_interval
 from audit.perturb.corruptions import SEVERITIES, corrupt
 
 SPEC = {
-    "tasks": ["classification", "multiple_choice"],
+    "tasks": ["classification", "multiple_choice", "generate"],
     "params": {
         "sets": {"type": "list", "default": None, "nullable": True, "choices_from": "shift_sets"},
         "corruptions": {"type": "list", "default": ["typo", "case", "punctuation", "word_drop", "word_swap", "rewrite"],
@@ -52,11 +52,11 @@ def run(ctx: ProbeContext, *, sets: list[str], corruptions: list[str], corruptio
                                            "examples": _examples(originals, variants)}}
 
     def measure(scorer) -> dict:
-        in_dist = float((scorer.predict(ctx.eval.inputs) == ctx.eval.labels).mean())
+        in_dist = float(scorer.right(ctx.eval.inputs, ctx.eval.labels).mean())
         out: dict = {"in_distribution_accuracy": Estimate(in_dist, n=len(ctx.eval))}
         accuracy = {}
         for name, split in shifted.items():
-            right = scorer.predict(split.inputs) == split.labels
+            right = scorer.right(split.inputs, split.labels)
             accuracy[name] = float(right.mean())
             out |= {f"accuracy_{name}": Estimate(accuracy[name], wilson_interval(int(right.sum()), len(right), confidence),
                                                  len(right)),
@@ -73,10 +73,9 @@ def run(ctx: ProbeContext, *, sets: list[str], corruptions: list[str], corruptio
             details[f"worst_set_{scorer.role}"] = worst
             out |= {"worst_set_accuracy": out[f"accuracy_{worst}"], "worst_set_drop": out[f"drop_{worst}"]}
         if corruptions:
-            clean_acc = float((scorer.predict(clean.inputs) == clean.labels).mean())
-            proba = edit.proba(scorer)
-            by_variant = {v: float((proba(texts, owners).argmax(axis=1) == clean.labels).mean())
-                          for v, texts in variants.items()}
+            clean_acc = float(scorer.right(clean.inputs, clean.labels).mean())
+            right = edit.right(scorer)
+            by_variant = {v: float(right(texts, owners).mean()) for v, texts in variants.items()}
             family = {f: float(np.mean([by_variant[f, s] for s in SEVERITIES])) for f in corruptions}
             mean = float(np.mean(list(family.values())))
             n = len(clean)
