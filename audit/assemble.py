@@ -9,7 +9,7 @@ from dataclasses import asdict
 
 from audit import gates as gates_mod, manifest, tradeoff
 
-SCHEMA_VERSION = "2.0"
+SCHEMA_VERSION = "2.1"
 
 
 def report(*, req, plan, ctx, sections: dict, gates: list[dict], chance: float | None = None,
@@ -27,7 +27,8 @@ def report(*, req, plan, ctx, sections: dict, gates: list[dict], chance: float |
                     "inconclusive": "fail" if suite.inconclusive_fails else "warn",
                     "sampled": {name: s["details"]["sampled"] for name, s in sections.items()
                                 if s.get("details", {}).get("sampled")}},
-        "benchmark": {"name": suite.name, "suite": str(suite.path), "labels": list(suite.labels),
+        "benchmark": {"name": suite.name, "suite": str(suite.path), "task": suite.task.kind,
+                      "labels": list(suite.labels),
                       "n_eval": len(plan.eval), "n_eval_total": len(plan.eval_full), "chance_accuracy": chance,
                       "truncation": truncation,
                       "sampled_rows": plan.eval.rows.tolist() if len(plan.eval) < len(plan.eval_full) else None},

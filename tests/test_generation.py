@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import jsonschema
 import numpy as np
 import pytest
 import torch
@@ -15,6 +16,7 @@ from audit.engine import Engine, EngineConfig
 from audit.generation import (AnswerFilter, GenerationSpec, Normalizer, common_prefix_length, cut_at_stops,
                               first_divergence, prefix_groups)
 from audit.models import load_model
+from audit.verify import schema
 from conftest import build_tiny_llama, sst2_rows
 from test_cli import run
 
@@ -107,7 +109,7 @@ ALL_PROBES = """  accuracy: {}
   membership: {shards: 4, shard_items: 5, permutations: 3, sample: 20, reference: null}
   shift: {corruptions: [typo], corruption_sample: 10}
   prompt_variants: {prompts: [short], zero_shot: true, sample: 10}
-  efficiency: {latency_sample: 1, throughput_sample: 4, warmup: 0, rounds: 1, max_new_tokens: 4}
+  efficiency: {latency_sample: 1, throughput_sample: 4, warmup: 1, rounds: 3, max_new_tokens: 12}
   contamination: {}"""
 
 
@@ -192,6 +194,8 @@ def test_a_generative_suite_is_one_yaml_and_every_probe_runs(tmp_path, tiny_llam
     result = run("check", tiny_llama, "--baseline", tiny_llama_other, "-b", suite, "--out", out)
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
+    jsonschema.Draft202012Validator(schema()).validate(report)
+    assert report["benchmark"]["task"] == "generate" and report["benchmark"]["labels"] == []
     probes = report["probes"]
     assert probes["calibration"]["status"] == "skipped" and "no probability" in probes["calibration"]["reason"]
     assert all(p["status"] == "ok" for name, p in probes.items() if name != "calibration"), \

@@ -123,7 +123,9 @@ def test_running_text_perplexity_and_kl_against_the_same_weights(lm_suites, tiny
     result = run("check", tiny_llama, "--baseline", same_weights(tiny_llama, tmp_path), "-b", lm_suites / "ppl.yaml",
                  "--out", out)
     assert result.exit_code == 0, result.output
-    ppl = json.loads((out / "report.json").read_text())["probes"]["perplexity"]
+    report = json.loads((out / "report.json").read_text())
+    jsonschema.Draft202012Validator(schema()).validate(report)  # a task without labels
+    ppl = report["probes"]["perplexity"]
     m, b = ppl["metrics"], ppl["baseline_metrics"]
     assert m["kl_mean"]["value"] == pytest.approx(0, abs=1e-6) and m["top1_agreement"]["value"] == 1
     assert m["perplexity_ratio"]["value"] == pytest.approx(1, abs=1e-6)

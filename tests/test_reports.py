@@ -74,6 +74,11 @@ def test_all_five_files_and_json_matches_schema(audited):
     broken["gates"][0]["status"] = "maybe"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(broken, schema())
+    for task, labels in (("classification", ["negative"]), ("generate", ["negative", "positive"])):
+        broken = json.loads(json.dumps(report))
+        broken["benchmark"].update(task=task, labels=labels)
+        with pytest.raises(jsonschema.ValidationError, match="short|long|non-empty|expected"):
+            jsonschema.validate(broken, schema())
 
 
 def test_junit_has_one_case_per_gate_with_failure_messages(audited):

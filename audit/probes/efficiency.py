@@ -192,8 +192,9 @@ class Runner:
         decode_s = whole_s - prefill_s
         return {"time_to_first_token_ms": 1000 * float(np.percentile(self.first_token, 50)),
                 "prefill_tokens_per_s": prefill_tokens / prefill_s,
-                "decode_tokens_per_s": generated / decode_s if decode_s > 0 and generated
-                else Estimate(None, note="the batch generated no token after its first")}
+                "decode_tokens_per_s": generated / decode_s if decode_s > 0 and generated else Estimate(None, note=(
+                    "the batch generated no token after its first" if not generated else "the whole generation "
+                    "took no longer than its prefill alone (timing noise: raise rounds or max_new_tokens)"))}
 
     def metrics(self, batch: list) -> dict:
         fp = self.footprint
