@@ -25,6 +25,42 @@ class Continuations:
     continuations: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class ChoiceContexts:
+    """A multiple-choice item whose choices are contexts and whose one continuation is scored after each
+    (lm-eval's ``multiple_input``: WinoGrande fills its blank with each option, then scores the rest of the
+    sentence); ``prefix`` (few-shot examples) comes before every context."""
+
+    contexts: tuple[str, ...]
+    continuation: str
+    prefix: str = ""
+
+    def requests(self) -> list[Continuations]:
+        """One request per choice: the continuation after that choice's context."""
+        return [Continuations(self.prefix + c, (self.continuation,)) for c in self.contexts]
+
+
+def plain(item: "Continuations | ChoiceContexts") -> list[Continuations]:
+    """The item as the engine's requests: itself, or one per context."""
+    return item.requests() if isinstance(item, ChoiceContexts) else [item]
+
+
+def n_options(item: "Continuations | ChoiceContexts") -> int:
+    return len(item.contexts) if isinstance(item, ChoiceContexts) else len(item.continuations)
+
+
+def prompt_text(item: "Continuations | ChoiceContexts") -> str:
+    """What an item asks, for a report: its context, or its contexts and the continuation they share."""
+    if isinstance(item, ChoiceContexts):
+        return item.prefix + " | ".join(item.contexts) + " ..." + item.continuation
+    return item.context
+
+
+def option_text(item: "Continuations | ChoiceContexts", k: int) -> str:
+    """What choice ``k`` of an item says (its continuation, or its context)."""
+    return item.contexts[k] if isinstance(item, ChoiceContexts) else item.continuations[k].strip()
+
+
 @dataclass
 class Packed:
     """One request as one packed sequence."""

@@ -24,7 +24,7 @@ from isal import igzip
 from isal.isal_zlib import IsalError
 
 from audit.errors import DataError
-from audit.causal_lm import Continuations
+from audit.causal_lm import ChoiceContexts, Continuations
 from audit.generation import Query
 from audit.suite import (CHOICES_SLOT, GENERATE, LAST_WORD, MULTIPLE_CHOICE, PERPLEXITY, DataSpec, Prompt, Suite,
                          TaskSpec, template_fields)
@@ -288,12 +288,14 @@ def text_of(record: dict, spec: DataSpec, where: str = "", *, template: str | No
 
 def required_fields(spec: DataSpec) -> dict[str, str]:
     """Spec key -> field name, for every field a record must have."""
-    text = {"text_field": spec.text_field} if spec.text_field else \
+    text = {"text_field": spec.text_field} if spec.text_field else {} if spec.text_template == "" else \
         {f"text_template field '{f}'": f for f in template_fields(spec.text_template, spec.name)
          if not (f == CHOICES_SLOT and spec.multiple_choice)}
-    keys = ("label_field", "pair_field", "choices_field", "choice_labels_field", "target_field", "slice_field")
+    keys = ("pair_field", "choices_field", "choice_labels_field", "target_field", "slice_field") + \
+        (() if spec.label_file else ("label_field",))  # labels from a file of their own join the records later
     return {**text, **{k: getattr(spec, k) for k in keys if getattr(spec, k)},
-            **{f"choices_fields '{f}'": f for f in spec.choices_fields or ()}}
+            **{f"choices_fields '{f}'": f for f in spec.choices_fields or ()},
+            **{f"choice_contexts field '{f}'": f for t in spec.choice_contexts or () for f in template_fields(t, spec.name)}}
 
 
 def read_split(spec: DataSpec, labels: tuple[str, ...], task: TaskSpec = TaskSpec()) -> Split:
@@ -302,8 +304,14 @@ def read_split(spec: DataSpec, labels: tuple[str, ...], task: TaskSpec = TaskSpe
     texts, ys, rows, groups, items, slices, records = [], [], [], [], [], [], []
     fields = required_fields(spec)
     delimiter = task.target_delimiter
+    labels_from = label_lines(spec)
     for n, record in spec_records(spec):
         where = f"{spec.path}:{n}"
+        if labels_from is not None:
+            record = {**record, spec.label_field: next(labels_from, None)}
+            if record[spec.label_field] is None:
+                raise DataError(f"the label file {spec.label_file} has fewer labels than the data has rows", where,
+                                "give one label per row, in row order")
         check_fields(record, fields, spec, where)
         if task.kind == MULTIPLE_CHOICE:
             item, text, gold = choice_item(record, spec, labels, task, where)
@@ -333,9 +341,19 @@ def read_split(spec: DataSpec, labels: tuple[str, ...], task: TaskSpec = TaskSpe
             slices.append(str(get_field(record, spec.slice_field)))
     if not texts:
         raise DataError("no rows", spec.path, "the split needs at least one example")
+    if labels_from is not None and next(labels_from, None) is not None:
+        raise DataError(f"the label file has more labels than {spec.path} has rows", spec.label_file,
+                        "give one label per row, in row order")
     return Split(spec.name, texts, np.asarray(ys, dtype=np.int64), np.asarray(rows, dtype=np.int64),
                  np.asarray(groups) if spec.pair_field else None, items if items else None,
                  {spec.slice_field: np.asarray(slices)} if spec.slice_field else None, records or None)
+
+
+def label_lines(spec: DataSpec) -> Iterator[str] | None:
+    """The labels of a split whose labels sit in a file of their own (one per non-blank line, in row order)."""
+    if spec.label_file is None:
+        return None
+    return (line.strip() for _, line in _lines(Path(spec.label_file), ".txt") if line.strip())
 
 
 def check_fields(record: dict, fields: dict[str, str], spec: DataSpec, where: str) -> None:
@@ -353,7 +371,7 @@ def choice_item(record: dict, spec: DataSpec, labels: tuple[str, ...], task: Tas
     and its stem replaced by ``stem``. The answers are the choices' texts, or with ``answer: letter`` the
     positions' labels (A, B, ...)."""
     choices = choices_of(record, spec, where)
-    gold = gold_index(record, spec, choices, where)
+    gold = gold_index(record, spec, choices, labels, where)
     if len(choices) > len(labels):
         raise DataError(f"the item has {len(choices)} choices and the suite names {len(labels)} labels", where,
                         "list one label per choice position in the suite's labels:")
@@ -361,6 +379,9 @@ def choice_item(record: dict, spec: DataSpec, labels: tuple[str, ...], task: Tas
         choices, gold = [choices[j] for j in order], list(order).index(gold)
     listing = "\n".join(f"{labels[i]}. {c}" for i, c in enumerate(choices))
     context = text_of(record, spec, where, template=prompt.template if prompt else None, listing=listing, stem=stem)
+    if spec.choice_contexts:  # the choices are contexts; the text is the one continuation each is scored with
+        continuation = task.target_delimiter + context
+        return ChoiceContexts(tuple(choices), continuation), choices[gold] + continuation, gold
     answers = labels[:len(choices)] if (prompt.answer if prompt else spec.answer) == "letter" else choices
     continuations = tuple(task.target_delimiter + a for a in answers)
     return Continuations(context, continuations), context + continuations[gold], gold
@@ -374,8 +395,7 @@ def render_choices(split: Split, spec: DataSpec, labels: tuple[str, ...], task: 
     for i, record in enumerate(split.records):
         item, _, gold = choice_item(record, spec, labels, task, f"{spec.path}:{split.rows[i]}", prompt=prompt,
                                     order=None if orders is None else orders[i], stem=None if stems is None else stems[i])
-        prefix = split.prefixes[i] if split.prefixes else ""
-        items.append(Continuations(prefix + item.context, item.continuations))
+        items.append(with_prefix(item, split.prefixes[i] if split.prefixes else ""))
         golds.append(gold)
     return items, np.asarray(golds, dtype=np.int64)
 
@@ -398,6 +418,8 @@ def choices_of(record: dict, spec: DataSpec, where: str) -> list[str]:
     so it would win and turn any model's accuracy into the share of items whose gold choice is blank."""
     if spec.choices is not None:
         choices = list(spec.choices)
+    elif spec.choice_contexts is not None:
+        choices = [text_of(record, spec, where, template=t) for t in spec.choice_contexts]
     elif spec.choices_fields is not None:
         choices = [str(get_field(record, f)) for f in spec.choices_fields]
     else:
@@ -413,12 +435,19 @@ def choices_of(record: dict, spec: DataSpec, where: str) -> list[str]:
     return choices
 
 
-def gold_index(record: dict, spec: DataSpec, choices: list[str], where: str) -> int:
-    """The gold choice's index, from ``label_field`` read as ``spec.gold`` says."""
+def gold_index(record: dict, spec: DataSpec, choices: list[str], labels: tuple[str, ...], where: str) -> int:
+    """The gold choice's index, from ``label_field``: through ``label_map`` to a suite label (a choice position),
+    else read as ``spec.gold`` says (a 0- or 1-based index, a letter, the choice's text, or its label)."""
     raw = get_field(record, spec.label_field)
     value = str(raw).strip()
-    if spec.gold == "index":
-        index = int(value) if value.lstrip("-").isdigit() else -1
+    if spec.label_map:
+        name = spec.label_map.get(value)
+        if name is None:
+            raise DataError(f"gold {raw!r} is not one of label_map's values {sorted(spec.label_map)}", where,
+                            "fix the row, or add it to label_map")
+        index = labels.index(name)
+    elif spec.gold in ("index", "index1"):
+        index = int(value) - (spec.gold == "index1") if value.lstrip("-").isdigit() else -1
     elif spec.gold == "letter":
         index = ord(value.upper()) - ord("A") if len(value) == 1 and value.isalpha() else -1
     elif spec.gold == "text":
@@ -427,8 +456,9 @@ def gold_index(record: dict, spec: DataSpec, choices: list[str], where: str) -> 
         names = [str(x).strip() for x in get_field(record, spec.choice_labels_field)]
         index = names.index(value) if value in names else -1
     if not 0 <= index < len(choices):
-        raise DataError(f"gold {raw!r} ({spec.gold}) names none of the item's {len(choices)} choices", where,
-                        "fix the row, or set gold: index | letter | text | choice_label to how the field is written")
+        raise DataError(f"gold {raw!r} ({'label_map' if spec.label_map else spec.gold}) names none of the item's "
+                        f"{len(choices)} choices", where,
+                        "fix the row, or set gold: index | index1 | letter | text | choice_label to how it is written")
     return index
 
 
@@ -457,8 +487,15 @@ def with_fewshot(split: Split, pool: Split, task: TaskSpec, same_split: bool, wh
                                              shots=tuple((solved[j][0], solved[j][1].removeprefix(task.target_delimiter))
                                                          for j in shots)))
         else:
-            items.append(Continuations(prefixes[-1] + item.context, item.continuations))
+            items.append(with_prefix(item, prefixes[-1]))
     return dataclasses.replace(split, items=items, prefixes=prefixes)
+
+
+def with_prefix(item: "Continuations | ChoiceContexts", prefix: str) -> "Continuations | ChoiceContexts":
+    """A multiple-choice item with few-shot examples before it."""
+    if isinstance(item, ChoiceContexts):
+        return dataclasses.replace(item, prefix=prefix + item.prefix)
+    return Continuations(prefix + item.context, item.continuations)
 
 
 def solved_example(pool: Split, j: int, task: TaskSpec) -> tuple[str, str]:
@@ -467,6 +504,8 @@ def solved_example(pool: Split, j: int, task: TaskSpec) -> tuple[str, str]:
     item = pool.items[j]
     if isinstance(item, Query):
         return item.question, task.target_delimiter + item.target
+    if isinstance(item, ChoiceContexts):
+        return item.contexts[pool.labels[j]], item.continuation
     return item.context, item.continuations[pool.labels[j]]
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from audit import causal_lm, decoding, generation
 from audit.cache import PredictionCache
-from audit.causal_lm import Continuations
+from audit.causal_lm import ChoiceContexts, Continuations
 from audit.generation import GenerationSpec
 from audit.errors import AuditError, ModelError
 from audit.models import CAUSAL_LM, CLASSIFIER, ENGINE_MAX_LENGTH, LoadedModel
@@ -141,8 +141,11 @@ class Engine:
                             desc: str = "scoring") -> list[np.ndarray]:
         """Per request, an array (continuations, 3): summed log-likelihood (nats), whether every token was the
         model's top choice (greedy), and the number of tokens."""
-        rows = self._cached(model, list(requests), request_key, lambda todo: self._continuations(model, todo, desc))
-        return [r.reshape(-1, 3) for r in rows]
+        flat = [r for item in requests for r in causal_lm.plain(item)]
+        rows = iter(self._cached(model, flat, request_key, lambda todo: self._continuations(model, todo, desc)))
+        # an item whose choices are contexts gets one request per context, each with the one continuation
+        return [np.concatenate([next(rows) for _ in item.contexts]).reshape(-1, 3) if isinstance(item, ChoiceContexts)
+                else next(rows).reshape(-1, 3) for item in requests]
 
     def token_logprobs(self, model: LoadedModel, texts: Sequence[str], max_tokens: int | None = None,
                        desc: str = "scoring") -> list[np.ndarray]:

@@ -28,7 +28,7 @@ from audit.metrics import classification
 from audit.scorer import Scorer
 from audit.models import (CAUSAL_LM, CHOICE_POSITIONS, CLASSIFIER, Alignment, ModelSource, align_labels,
                           check_chat_template, check_tokenizer, inspect_model, load_model)
-from audit.causal_lm import Continuations
+from audit.causal_lm import Continuations, n_options
 from audit.suite import CLASSIFICATION, GENERATE, NAME, PERPLEXITY, DataSpec, Suite
 
 MAX_SEED = 2**32 - 1  # numpy's SeedSequence takes any non-negative int; CLI and manifests keep it to 32 bits
@@ -255,7 +255,7 @@ def alignment(src: ModelSource, suite: Suite, req: CheckRequest, role: str = "mo
 
 def chance_accuracy(split: Split, labels: tuple[str, ...]) -> float:
     """What a model that ignores its input scores (where accuracy metrics' declared range starts)."""
-    options = [len(item.continuations) for item in split.items] if split.items is not None else len(labels)
+    options = [n_options(item) for item in split.items] if split.items is not None else len(labels)
     return classification.chance_accuracy(split.labels, options)
 
 

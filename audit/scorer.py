@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from audit import causal_lm, generation
-from audit.causal_lm import Continuations
+from audit.causal_lm import ChoiceContexts, Continuations
 from audit.engine import Engine
 from audit.generation import GenerationSpec, Query
 from audit.models import CAUSAL_LM, Alignment, LoadedModel
@@ -74,8 +74,9 @@ class Scorer:
         out = np.zeros((len(items), self.n_labels), dtype=np.float64)
         for i, (item, scores) in enumerate(zip(items, self.continuation_scores(items))):
             ll = scores[:, 0].astype(np.float64)
-            if normalize:
-                ll = ll / np.array([max(len(c) - len(self.target_delimiter), 1) for c in item.continuations])
+            if normalize:  # lm-eval's acc_norm: per character of each choice (of each context, for multiple_input)
+                ll = ll / np.array([max(len(c), 1) for c in item.contexts] if isinstance(item, ChoiceContexts) else
+                                   [max(len(c) - len(self.target_delimiter), 1) for c in item.continuations])
             p = np.exp(ll - ll.max())
             out[i, :len(p)] = p / p.sum()
         return out
@@ -135,4 +136,5 @@ class Scorer:
             ids = tokenizer(list(inputs), truncation=False, padding=False)["input_ids"]
             return np.array([len(x) > limit for x in ids], dtype=bool)
         prefix = causal_lm.prefix_token(tokenizer)
-        return np.array([causal_lm.encode(tokenizer, r, limit, prefix).truncated for r in inputs], dtype=bool)
+        return np.array([any(causal_lm.encode(tokenizer, r, limit, prefix).truncated for r in causal_lm.plain(item))
+                         for item in inputs], dtype=bool)

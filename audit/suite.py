@@ -27,7 +27,7 @@ TOP_KEYS = {"include", "name", "description", "task", "labels", "target_delimite
             "text_sets", "prompts", "probes", "gates", "max_length", "inconclusive", "min_samples", "generation"}
 DATA_KEYS = {"path", "text_field", "text_template", "label_field", "label_map", "columns", "hf_config", "hf_split",
              "description", "sample", "pair_field", "choices_field", "choices_fields", "choices", "gold",
-             "choice_labels_field", "answer", "target_field", "slice_field"}
+             "choice_labels_field", "answer", "target_field", "slice_field", "choice_contexts", "label_file"}
 PROMPT_KEYS = {"template", "answer", "description"}
 ANSWERS = ("text", "letter")  # a multiple-choice item's continuations: the choices' texts, or the positions' labels
 CHOICES_SLOT = "choices"  # in a multiple-choice template, {choices} lists the item's choices as "A. text" lines
@@ -36,7 +36,7 @@ GENERATE = "generate"
 TASKS = (CLASSIFICATION, MULTIPLE_CHOICE, PERPLEXITY, LAST_WORD, GENERATE)
 FEWSHOT_TASKS = (MULTIPLE_CHOICE, GENERATE)  # tasks whose items may be preceded by solved examples
 LABELLED = (CLASSIFICATION, MULTIPLE_CHOICE)  # tasks whose items have a gold label among the suite's labels
-GOLD = ("index", "letter", "text", "choice_label")
+GOLD = ("index", "index1", "letter", "text", "choice_label")  # index1: 1-based (WinoGrande's "1"/"2")
 FEWSHOT_KEYS = {"k", "split", "seed", "delimiter", "sampler"}
 SAMPLERS = ("random", "first_n")  # few-shot examples drawn per item (seeded), or the pool's first k for every item
 SPLITS = {"eval", "reference", "fewshot"}  # fewshot: a split only few-shot examples come from (fixed exemplars)
@@ -82,6 +82,8 @@ class DataSpec:
     answer: str = "text"  # multiple choice: score the choices' texts, or the positions' labels (A, B, ...)
     target_field: str | None = None  # last_word: the word to predict
     slice_field: str | None = None  # a field to slice the long-tail probe by (e.g. an MMLU subject)
+    choice_contexts: tuple[str, ...] | None = None  # one context template per choice; the text is what each continues
+    label_file: str | None = None  # labels in a file of their own, one per line in row order (PIQA's .lst)
 
     @property
     def is_hub(self) -> bool:
@@ -89,7 +91,7 @@ class DataSpec:
 
     @property
     def multiple_choice(self) -> bool:
-        return bool(self.choices_field or self.choices_fields or self.choices)
+        return bool(self.choices_field or self.choices_fields or self.choices or self.choice_contexts)
 
 
 @dataclass(frozen=True)
@@ -256,17 +258,36 @@ def _read_with_includes(path: Path, chain: tuple[Path, ...]) -> tuple[dict, tupl
     files: tuple[Path, ...] = ()
     origins: dict[str, Path] = {}
     for inc in includes:
-        inc_path = (path.parent / inc).resolve()
-        if not inc_path.is_relative_to(path.parent.resolve()):  # as data paths: a shared suite reads only its folder
-            raise SpecError(f"included file '{inc}' leaves the suite's folder {path.parent.resolve()}", f"{path}: include",
-                            "put the included file in the suite's folder (or below it)")
-        if not inc_path.is_file():
-            raise SpecError(f"included file '{inc}' not found", f"{path}: include", "give a path relative to the suite file")
+        inc_path = _include_path(inc, path)
         inc_doc, inc_files, inc_origins = _read_with_includes(inc_path, chain + (path,))
         merged = _merge(merged, inc_doc, inc_path, origins)
         origins |= inc_origins
         files += inc_files
     return _merge(merged, doc, path, origins), (path,) + files, origins
+
+
+BUILTIN_INCLUDE = "audit:"  # include: audit:_lm_defaults.yaml names a file of the built-in suites from anywhere
+
+
+def _include_path(name: str, path: Path) -> Path:
+    """An included file: ``audit:NAME`` is one of the built-in suites' files (its data paths resolve where it
+    lives); anything else is relative to the including file and, like data paths, stays inside its folder."""
+    if name.startswith(BUILTIN_INCLUDE):
+        inc_path = (SUITES_DIR / name.removeprefix(BUILTIN_INCLUDE)).resolve()
+        builtin = sorted(p.name for p in SUITES_DIR.glob("*.yaml"))
+        if inc_path.parent != SUITES_DIR.resolve() or not inc_path.is_file():
+            raise SpecError(f"'{name}' is not a built-in suite file", f"{path}: include",
+                            did_you_mean(name.removeprefix(BUILTIN_INCLUDE), builtin))
+        return inc_path
+    inc_path = (path.parent / name).resolve()
+    if not inc_path.is_relative_to(path.parent.resolve()):  # as data paths: a shared suite reads only its folder
+        raise SpecError(f"included file '{name}' leaves the suite's folder {path.parent.resolve()}", f"{path}: include",
+                        "put the included file in the suite's folder (or below it), or name a built-in one: "
+                        f"{BUILTIN_INCLUDE}_lm_defaults.yaml")
+    if not inc_path.is_file():
+        raise SpecError(f"included file '{name}' not found", f"{path}: include",
+                        f"give a path relative to the suite file, or a built-in one: {BUILTIN_INCLUDE}_lm_defaults.yaml")
+    return inc_path
 
 
 def _absolutize_paths(doc: dict, path: Path) -> None:
@@ -278,18 +299,19 @@ def _absolutize_paths(doc: dict, path: Path) -> None:
         if not isinstance(section, dict):
             continue
         for key, spec in section.items():
-            raw = spec.get("path") if isinstance(spec, dict) else None
-            if not isinstance(raw, str) or raw.startswith("hf:"):
-                continue
-            where = f"{path}: {section_name}.{key}.path"
-            if Path(raw).is_absolute():
-                raise SpecError(f"data paths must be relative to the suite file, got '{raw}'", where,
-                                "put the file in the suite's folder and give its relative path")
-            resolved = (folder / raw).resolve()
-            if not resolved.is_relative_to(folder):
-                raise SpecError(f"data path '{raw}' leaves the suite's folder {folder}", where,
-                                "put the file in the suite's folder (or below it)")
-            spec["path"] = str(resolved)
+            for name in ("path", "label_file"):
+                raw = spec.get(name) if isinstance(spec, dict) else None
+                if not isinstance(raw, str) or raw.startswith("hf:"):
+                    continue
+                where = f"{path}: {section_name}.{key}.{name}"
+                if Path(raw).is_absolute():
+                    raise SpecError(f"data paths must be relative to the suite file, got '{raw}'", where,
+                                    "put the file in the suite's folder and give its relative path")
+                resolved = (folder / raw).resolve()
+                if not resolved.is_relative_to(folder):
+                    raise SpecError(f"data path '{raw}' leaves the suite's folder {folder}", where,
+                                    "put the file in the suite's folder (or below it)")
+                spec[name] = str(resolved)
 
 
 def _merge(base: dict, over: dict, over_path: Path, origins: dict[str, Path]) -> dict:
@@ -568,7 +590,8 @@ def _data_spec(name: str, spec: Any, labels: tuple[str, ...], task: str, where: 
     for key in ("path",) + (("label_field",) if needs_label else ()) + (("target_field",) if targeted else ()):
         if not isinstance(spec.get(key), str) or not spec[key]:
             raise SpecError(f"missing '{key}'", where, f"add {key}: ...")
-    task_keys = {MULTIPLE_CHOICE: {"choices_field", "choices_fields", "choices", "gold", "choice_labels_field", "answer"},
+    task_keys = {MULTIPLE_CHOICE: {"choices_field", "choices_fields", "choices", "gold", "choice_labels_field", "answer",
+                                   "choice_contexts"},
                  LAST_WORD: {"target_field"}, GENERATE: {"target_field"}}
     for key in set().union(*task_keys.values()) - task_keys.get(task, set()):
         if key in spec:
@@ -579,15 +602,24 @@ def _data_spec(name: str, spec: Any, labels: tuple[str, ...], task: str, where: 
     if (text_field is None) == (template is None):
         raise SpecError("give exactly one of 'text_field' and 'text_template'", where,
                         'e.g. text_field: sentence, or text_template: "{title}. {description}"')
+    empty_context = task == MULTIPLE_CHOICE and template == ""  # scored from the BOS token, as lm-eval does
     for key in ("text_field", "text_template", "label_field", "pair_field", "hf_config", "hf_split", "choices_field",
-                "choice_labels_field", "target_field", "slice_field"):
-        if spec.get(key) is not None and (not isinstance(spec[key], str) or not spec[key]):
+                "choice_labels_field", "target_field", "slice_field", "label_file"):
+        if spec.get(key) is not None and (not isinstance(spec[key], str) or not spec[key]) and \
+                not (key == "text_template" and empty_context):
             raise SpecError(f"'{key}' must be a non-empty string", f"{where}.{key}", f"e.g. {key}: ...")
     choices = _choices(spec, task, where)
     fields = ([text_field] if text_field else [f for f in template_fields(template, f"{where}.text_template")
-                                               if not (f == CHOICES_SLOT and task == MULTIPLE_CHOICE)]) + \
+                                               if not (f == CHOICES_SLOT and task == MULTIPLE_CHOICE)]
+              if not empty_context else []) + \
         [spec[k] for k in ("label_field", "pair_field", "choices_field", "choice_labels_field", "target_field",
-                           "slice_field") if spec.get(k)] + list(choices.get("choices_fields") or ())
+                           "slice_field") if spec.get(k)] + list(choices.get("choices_fields") or ()) + \
+        [f for c in choices.get("choice_contexts") or () for f in template_fields(c, f"{where}.choice_contexts")]
+    if spec.get("label_file") is not None:
+        if spec["path"].startswith("hf:") or not Path(spec["label_file"]).is_file():
+            raise SpecError(f"label file not found: {spec['label_file']}", f"{where}.label_file",
+                            "give a local file beside the data, one label per line in row order")
+        fields = [f for f in fields if f != spec.get("label_field")]  # the labels come from the file
     columns = spec.get("columns")
     if columns is not None:
         if not isinstance(columns, list) or not columns or not all(isinstance(c, str) and c for c in columns) \
@@ -607,6 +639,9 @@ def _data_spec(name: str, spec: Any, labels: tuple[str, ...], task: str, where: 
     if label_map is not None:
         if not needs_label or not isinstance(label_map, dict) or not label_map:
             raise SpecError("'label_map' must map raw values to label names", f"{where}.label_map", "e.g. {0: negative}")
+        if task == MULTIPLE_CHOICE and "gold" in spec:
+            raise SpecError("label_map and gold are two ways to read the gold choice, and one would be ignored",
+                            f"{where}.gold", "keep label_map (the raw value -> the gold choice's label), or gold")
         label_map = {str(k): str(v) for k, v in label_map.items()}
         for raw, lab in label_map.items():
             if lab not in labels:
@@ -617,7 +652,8 @@ def _data_spec(name: str, spec: Any, labels: tuple[str, ...], task: str, where: 
         name=name, path=spec["path"], text_field=text_field, label_field=spec.get("label_field"), label_map=label_map,
         hf_config=spec.get("hf_config"), hf_split=spec.get("hf_split"), description=str(spec.get("description", "")),
         sample=sample, pair_field=spec.get("pair_field"), columns=columns, text_template=template,
-        target_field=spec.get("target_field"), slice_field=spec.get("slice_field"), **choices,
+        target_field=spec.get("target_field"), slice_field=spec.get("slice_field"), label_file=spec.get("label_file"),
+        **choices,
     )
 
 
@@ -625,11 +661,12 @@ def _choices(spec: dict, task: str, where: str) -> dict:
     """A multiple-choice split's choice source (exactly one of three) and how its gold label reads."""
     if task != MULTIPLE_CHOICE:
         return {}
-    given = [k for k in ("choices_field", "choices_fields", "choices") if spec.get(k) is not None]
+    given = [k for k in ("choices_field", "choices_fields", "choices", "choice_contexts") if spec.get(k) is not None]
     if len(given) != 1:
-        raise SpecError("give exactly one of 'choices_field' (a list field), 'choices_fields' (one field per choice) "
-                        "and 'choices' (the same choices for every item)", where, "e.g. choices_field: endings")
-    for key in ("choices_fields", "choices"):
+        raise SpecError("give exactly one of 'choices_field' (a list field), 'choices_fields' (one field per choice), "
+                        "'choices' (the same choices for every item) and 'choice_contexts' (one context per choice, "
+                        "each continued by the text)", where, "e.g. choices_field: endings")
+    for key in ("choices_fields", "choices", "choice_contexts"):
         value = spec.get(key)
         if value is not None and (not isinstance(value, list) or len(value) < 2
                                   or not all(isinstance(v, str) and v for v in value)):
@@ -643,8 +680,15 @@ def _choices(spec: dict, task: str, where: str) -> dict:
     answer = spec.get("answer", "text")
     if answer not in ANSWERS:
         raise SpecError(f"unknown answer {answer!r}", f"{where}.answer", did_you_mean(str(answer), ANSWERS))
+    if spec.get("choice_contexts") is not None:
+        if "answer" in spec:
+            raise SpecError("the choices are contexts, so there is no answer text or letter to score", f"{where}.answer",
+                            "remove answer")
+        for i, template in enumerate(spec["choice_contexts"]):
+            template_fields(template, f"{where}.choice_contexts[{i}]")
     return {"choices_field": spec.get("choices_field"), "gold": gold, "choice_labels_field": spec.get("choice_labels_field"),
-            "answer": answer, **{k: tuple(spec[k]) for k in ("choices_fields", "choices") if spec.get(k) is not None}}
+            "answer": answer, **{k: tuple(spec[k]) for k in ("choices_fields", "choices", "choice_contexts")
+                                 if spec.get(k) is not None}}
 
 
 def _probes(section: Any, task: str, where: str) -> dict[str, dict[str, Any]]:

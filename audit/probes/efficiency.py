@@ -16,7 +16,7 @@ import numpy as np
 
 from audit.context import ProbeContext, ProbeResult
 from audit.contract import Estimate
-from audit.causal_lm import Continuations
+from audit.causal_lm import ChoiceContexts, Continuations
 from audit.engine import Engine
 from audit.generation import Query
 from audit.footprint import count_parameters, disk_bytes
@@ -130,7 +130,7 @@ class Runner:
         if inputs and isinstance(inputs[0], Query):
             spec = dataclasses.replace(self.generation, max_new_tokens=max_new_tokens or self.generation.max_new_tokens)
             self.engine.generate(self.model, [self.scorer.prompt(q) for q in inputs], spec, self.scorer.chat is None)
-        elif inputs and isinstance(inputs[0], Continuations):
+        elif inputs and isinstance(inputs[0], (Continuations, ChoiceContexts)):
             self.engine.continuation_scores(self.model, inputs)
         elif self.model.kind == CAUSAL_LM:
             self.engine.token_logprobs(self.model, inputs)

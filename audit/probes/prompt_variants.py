@@ -12,6 +12,7 @@ import dataclasses
 
 import numpy as np
 
+from audit.causal_lm import option_text, prompt_text
 from audit.context import ProbeContext, ProbeResult
 from audit.contract import Estimate
 from audit.data import render_choices, render_queries
@@ -97,10 +98,10 @@ def run(ctx: ProbeContext, *, prompts: list[str], zero_shot: bool, sample: int |
                                                       n_bootstrap, confidence, ctx.seed)
     picks, right = seen["model"]["picks"], seen["model"]["right"]
     answer = (lambda i, k: str(picks[i, k])) if generate else \
-        (lambda i, k: asked[names[k]][i].continuations[picks[i, k]].strip())
+        (lambda i, k: option_text(asked[names[k]][i], picks[i, k]))
     result.details = details | {"examples": [
         {"row": int(items.rows[i]),
-         "answers": {name or "(own)": {"context": (asked[name][i].question if generate else asked[name][i].context),
+         "answers": {name or "(own)": {"context": asked[name][i].question if generate else prompt_text(asked[name][i]),
                                        "right": bool(right[i, k]), "answer": answer(i, k)}
                      for k, name in enumerate(names)}}
         for i in np.flatnonzero(~seen["model"]["same"])[:max_examples]]}

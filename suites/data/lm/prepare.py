@@ -84,6 +84,15 @@ def hellaswag(path: Path):
         yield {"query": lines[i], "label": int(lines[i + 1]), "endings": lines[i + 2:i + 6]}
 
 
+def winogrande(path: Path):
+    """Each record with its sentence split at the blank: ``before`` (the text up to "_") and ``after`` (the text
+    after it, stripped), as lm-eval's partial scoring uses them: each option after ``before`` is a context, and
+    ``after`` the one continuation."""
+    for record in jsonl(path):
+        blank = record["sentence"].index("_")
+        yield {**record, "before": record["sentence"][:blank], "after": record["sentence"][blank + 1:].strip()}
+
+
 def wikitext(path: Path):
     """Articles: each top-level heading (" = Title = ") and the lines up to the next one."""
     heading = re.compile(r"^ = [^=].* = $")
@@ -111,8 +120,12 @@ def main() -> None:
     write("gsm8k_test.jsonl.gz", jsonl(src / "gsm8k" / "test.jsonl"))
     write("gsm8k_train.jsonl.gz", jsonl(src / "gsm8k" / "train.jsonl"))
     write("gsm8k_cot_exemplars.jsonl.gz", ({"question": q, "target": t} for q, t in GSM8K_COT_EXEMPLARS))
+    write("piqa_validation.jsonl.gz", jsonl(src / "piqa" / "valid.jsonl"))
+    (HERE / "piqa_validation-labels.lst").write_bytes((src / "piqa" / "valid-labels.lst").read_bytes())
+    write("winogrande_dev.jsonl.gz", winogrande(src / "winogrande" / "dev.jsonl"))
+    write("boolq_validation.jsonl.gz", jsonl(src / "boolq" / "val.jsonl"))
     write("wikitext2_test_articles.jsonl.gz", wikitext(src / "wikitext2" / "wiki.test.tokens.pytorch-examples.txt"))
-    sums = [f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}" for p in sorted(HERE.glob("*.jsonl.gz"))]
+    sums = [f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}" for p in sorted([*HERE.glob("*.jsonl.gz"), *HERE.glob("*.lst")])]
     (HERE / "SHA256SUMS").write_text("\n".join(sums) + "\n")
 
 
