@@ -12,6 +12,7 @@ so one forward pass gives every choice's log-likelihood exactly as k separate pa
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from audit.errors import DataError
@@ -145,9 +146,13 @@ def rolling_windows(tokens: list[int], max_length: int, prefix_id: int) -> list[
     return windows
 
 
+WHITESPACE = re.compile(r"\s+")
+
+
 def word_count(text: str) -> int:
-    """Words as lm-eval's word_perplexity counts them (whitespace-separated)."""
-    return len(text.split())
+    """Words as lm-eval's word_perplexity counts them: the pieces between whitespace runs, so leading or
+    trailing whitespace counts as one (empty) word more, as ``len(re.split(r"\s+", text))`` does there."""
+    return len(WHITESPACE.split(text))
 
 
 def prefix_token(tokenizer) -> int:

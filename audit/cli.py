@@ -164,7 +164,9 @@ def main():
 
 @main.command()
 @click.argument("model")
-@click.option("--benchmark", "-b", required=True, help="Built-in suite name (see `audit suites`) or a suite YAML path.")
+@click.option("--benchmark", "-b", required=True,
+              help="Built-in suite name (see `audit suites`), a suite YAML path, or an lm-evaluation-harness "
+                   "multiple-choice task: lm-eval:TASK or lm-eval:PATH.yaml (pip install 'audit[lmeval]').")
 @click.option("--baseline", help="The uncompressed model to compare against (directory or hub id).")
 @click.option("--train-data", multiple=True, type=click.Path(path_type=Path),
               help="Training corpus file(s) for the contamination and long-tail probes; repeatable.")
@@ -180,7 +182,8 @@ def main():
 @click.option("--drop-label", multiple=True, metavar="MODEL_LABEL",
               help="A model class the suite does not name, dropped (its probability renormalised away); repeatable.")
 @click.option("--strict", is_flag=True, help="Re-raise a probe's exception instead of reporting it as ERROR.")
-@click.option("--allow-unsafe", is_flag=True, help="Allow pickle checkpoints and trust_remote_code models.")
+@click.option("--allow-unsafe", is_flag=True, help="Allow pickle checkpoints, trust_remote_code models and lm-eval "
+                                                   "task files that name Python (!function).")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the on-disk prediction cache.")
 @click.option("--chat-template", is_flag=True, help="Generate suites: render each prompt with the tokenizer's own chat "
                                                     "template (few-shot examples as turns, or as the suite says).")

@@ -28,6 +28,7 @@ from audit.metrics import classification
 from audit.scorer import Scorer
 from audit.models import (CAUSAL_LM, CHOICE_POSITIONS, CLASSIFIER, Alignment, ModelSource, align_labels,
                           check_chat_template, check_tokenizer, inspect_model, load_model)
+from audit import lmeval
 from audit.causal_lm import Continuations, n_options
 from audit.suite import CLASSIFICATION, GENERATE, NAME, PERPLEXITY, DataSpec, Suite
 
@@ -205,7 +206,8 @@ def check_executor(params: dict | None) -> None:
 def prepare(req: CheckRequest, log, with_models: bool = True) -> Plan:
     """Every input checked, no model loaded and nothing written: the one place bad input is found."""
     check_options(req)
-    suite = suite_mod.load(req.benchmark)
+    suite = lmeval.load(req.benchmark, req.allow_unsafe) if lmeval.is_lmeval(req.benchmark) else \
+        suite_mod.load(req.benchmark)
     check_task_options(req, suite)
     names = probe_names(suite, req)
     suite = with_cli_shift_sets(suite, req.shift_sets)

@@ -10,8 +10,9 @@ directory). Both run offline on the same CPU threads, lm-eval with batch size 16
 
 arc_easy, piqa, winogrande, boolq (all: each in turn): the first N items of the suite's data. lm-eval runs its
 own installed task definition (prompt, choices, partial scoring for winogrande) through a local task that
-includes it and reads the same items from a JSON file (``dataset_path: json``); audit scores them through the
-built-in suite of that name. One Markdown table row per task: both times and their ratio, acc and acc_norm on
+includes it and reads the same items from a JSON file (``dataset_path: json``); audit scores them twice:
+through the built-in suite of that name, and through ``--benchmark lm-eval:`` on that same task file (lm-eval
+builds the requests, audit's engine scores them). One Markdown table row per task: both times and their ratio, acc and acc_norm on
 both sides, and in how many items the two outcomes agree. --check exits 1 unless, on every task, every item's
 acc and acc_norm outcome agree and audit is at least 2x faster.
 
@@ -86,15 +87,23 @@ def hf_records(task: str, n: int) -> list[dict]:
     return [MC_TASKS[task][2](r) for r in records]
 
 
-def lm_eval_run(task: str, model_dir: Path, n: int, batch_size: int) -> tuple[float, np.ndarray, np.ndarray]:
+def local_task(task: str, n: int) -> Path:
+    """A task file that includes lm-eval's installed definition and reads the first n items locally."""
     import lm_eval
-    from lm_eval.tasks import TaskManager
 
     folder = Path(tempfile.mkdtemp(prefix="lm-bench-"))
     data = folder / f"{task}.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in hf_records(task, n)))
     installed = Path(lm_eval.__file__).parent / "tasks" / MC_TASKS[task][0]
     (folder / f"{task}_local.yaml").write_text(LOCAL_TASK.format(installed=installed, name=task, data=data))
+    return folder / f"{task}_local.yaml"
+
+
+def lm_eval_run(task: str, model_dir: Path, n: int, batch_size: int) -> tuple[float, np.ndarray, np.ndarray]:
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    folder = local_task(task, n).parent
     t0 = time.perf_counter()
     out = lm_eval.simple_evaluate(model="hf", model_args=f"pretrained={model_dir},dtype=float32", tasks=[f"{task}_local"],
                                   task_manager=TaskManager(include_path=str(folder)), batch_size=batch_size,
@@ -104,15 +113,17 @@ def lm_eval_run(task: str, model_dir: Path, n: int, batch_size: int) -> tuple[fl
     return seconds, np.array([s["acc"] for s in samples]), np.array([s["acc_norm"] for s in samples])
 
 
-def audit_run(task: str, model_dir: Path, n: int) -> tuple[float, np.ndarray, np.ndarray, int]:
-    from audit import suite as suite_mod
+def audit_run(task: str, model_dir: Path, n: int, via_lm_eval: bool = False) -> tuple[float, np.ndarray, np.ndarray, int]:
+    """audit's scoring of the built-in suite (or, via_lm_eval, of --benchmark lm-eval:TASK_FILE): seconds, per-item
+    acc and acc_norm outcomes, requests."""
+    from audit import lmeval, suite as suite_mod
     from audit.causal_lm import n_options
     from audit.data import read_suite_data
     from audit.engine import Engine, EngineConfig
     from audit.scorer import Scorer
     from audit.models import CHOICE_POSITIONS, load_model
 
-    suite = suite_mod.load(task)
+    suite = lmeval.load(f"lm-eval:{local_task(task, n)}") if via_lm_eval else suite_mod.load(task)
     split = read_suite_data(suite)["eval"].subset(np.arange(n))
     model = load_model(str(model_dir))
     scorer = Scorer(Engine(EngineConfig(device="cpu", max_length=suite.max_length)), model, CHOICE_POSITIONS, "model",
@@ -287,20 +298,21 @@ def main() -> int:
         return gsm8k(args, baseline)
     args.items = args.items or 200
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, model {baseline.name}, first {args.items} items")
-    print("| task | requests | lm-eval s | audit s | speedup | acc lm-eval / audit | acc_norm lm-eval / audit "
-          "| same acc | same acc_norm |")
-    print("|---|---:|---:|---:|---:|---|---|---:|---:|")
+    print("| task | audit via | requests | lm-eval s | audit s | speedup | acc lm-eval / audit "
+          "| acc_norm lm-eval / audit | same acc | same acc_norm |")
+    print("|---|---|---:|---:|---:|---:|---|---|---:|---:|")
     failed = []
     for task in (list(MC_TASKS) if args.task == "all" else [args.task]):
-        ours_s, acc, norm, requests = audit_run(task, baseline, args.items)
         theirs_s, ref_acc, ref_norm = lm_eval_run(task, baseline, args.items, args.batch_size)
-        speedup = theirs_s / ours_s
-        same = int((acc == ref_acc).sum()), int((norm == ref_norm).sum())
-        print(f"| {task} | {requests} | {theirs_s:.1f} | {ours_s:.1f} | {speedup:.2f}x | {ref_acc.mean():.3f} / "
-              f"{acc.mean():.3f} | {ref_norm.mean():.3f} / {norm.mean():.3f} | {same[0]}/{args.items} | "
-              f"{same[1]}/{args.items} |", flush=True)
-        if not (speedup >= 2 and same == (args.items, args.items)):
-            failed.append(task)
+        for via in ("suite", "lm-eval:"):
+            ours_s, acc, norm, requests = audit_run(task, baseline, args.items, via_lm_eval=via == "lm-eval:")
+            speedup = theirs_s / ours_s
+            same = int((acc == ref_acc).sum()), int((norm == ref_norm).sum())
+            print(f"| {task} | {via} | {requests} | {theirs_s:.1f} | {ours_s:.1f} | {speedup:.2f}x | "
+                  f"{ref_acc.mean():.3f} / {acc.mean():.3f} | {ref_norm.mean():.3f} / {norm.mean():.3f} | "
+                  f"{same[0]}/{args.items} | {same[1]}/{args.items} |", flush=True)
+            if not (speedup >= 2 and same == (args.items, args.items)):
+                failed.append(f"{task} ({via})")
     print("check:", "ok" if not failed else f"FAILED on {', '.join(failed)} (every item must agree, audit >= 2x)")
     return 1 if failed and args.check else 0
 

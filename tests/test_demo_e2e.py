@@ -6,6 +6,7 @@ import jsonschema
 import pytest
 from click.testing import CliRunner
 
+from audit import contract
 from audit.cli import main
 from audit.report import FILES
 from audit.verify import schema
@@ -43,8 +44,13 @@ def test_demo_trains_compresses_audits_and_caches(tmp_path, demo_cache, monkeypa
     assert report["summary"]["tradeoff"].startswith("int8: ") and value("efficiency", "speedup") > 0
 
     second = CliRunner().invoke(main, ["demo", "--out", str(out)])
-    assert second.exit_code == first.exit_code
+    assert second.exit_code in (0, 1), second.output
     again = json.loads((out / "report.json").read_text())
+    # every gate decides alike, but those on timings (min-speedup sits near 1.0 on a 2-core CPU, and a busy
+    # machine moves it): the verdict may follow them, so it is compared through the gates
+    timed = lambda g: getattr(contract.get(g["metric"].split(".")[0]).metric(g["metric"].split(".")[1]), "varies", False)
+    assert {g["name"]: g["status"] for g in again["gates"] if not timed(g)} == \
+        {g["name"]: g["status"] for g in report["gates"] if not timed(g)}
     # the fp32 baseline comes from the cache; the int8 model is always re-scored (batch-dependent), identically
     assert 0 < again["engine_stats"]["computed"] < report["engine_stats"]["computed"] and again["engine_stats"]["cached"] > 0
     assert again["probes"]["accuracy"]["metrics"] == report["probes"]["accuracy"]["metrics"]
