@@ -17,12 +17,15 @@ from test_native_suites import wino_records  # the same sentences as the native 
 ROWS = sst2_rows(40)
 needs_lm_eval = pytest.mark.skipif(importlib.util.find_spec("lm_eval") is None, reason="pip install 'audit[lmeval]'")
 
-MC_TASK = """\
-task: tiny_mc
+HEAD = """\
+task: {name}
 dataset_path: json
 dataset_kwargs:
   data_files: {{test: {data}}}
 test_split: test
+"""  # a local task: lm-eval reads the documents from a JSON-lines file, offline
+
+MC_TASK = HEAD + """\
 output_type: multiple_choice
 doc_to_text: "Question: {{{{q}}}}\\nAnswer:"
 doc_to_target: answer
@@ -32,12 +35,7 @@ metric_list:
   - metric: acc_norm
 """
 
-WINO_TASK = """\
-task: tiny_wino
-dataset_path: json
-dataset_kwargs:
-  data_files: {{test: {data}}}
-test_split: test
+WINO_TASK = HEAD + """\
 output_type: multiple_choice
 doc_to_text: "{{{{answer | int - 1}}}}"
 doc_to_target: "{{{{after}}}}"
@@ -55,7 +53,7 @@ def mc_records():
 def write_task(folder, template, records, name):
     data = folder / f"{name}.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in records))
-    (folder / f"{name}.yaml").write_text(template.format(data=data))
+    (folder / f"{name}.yaml").write_text(template.format(name=name, data=data))
     return folder / f"{name}.yaml"
 
 
@@ -93,12 +91,7 @@ def test_an_lm_eval_task_scores_as_lm_eval_does(tmp_path, tiny_llama, tiny_llama
     assert run("verify", out / "report.json").exit_code == 0
 
 
-ROLLING_TASK = """\
-task: tiny_rolling
-dataset_path: json
-dataset_kwargs:
-  data_files: {{test: {data}}}
-test_split: test
+ROLLING_TASK = HEAD + """\
 output_type: loglikelihood_rolling
 doc_to_text: ""
 doc_to_target: "{{{{text}}}}"
