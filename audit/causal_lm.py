@@ -3,11 +3,12 @@ log-likelihoods of running text. Pure functions over token ids; the engine sched
 
 Continuations (lm-eval's semantics): trailing spaces of the context move to the continuation, the
 continuation's tokens are those of ``tokenize(context + continuation)`` after ``len(tokenize(context))``,
-and an empty context becomes the model's prefix token (BOS, else EOS). Prefix reuse by packing: one sequence holds
-the context and then every continuation of the item; a 4-D attention mask lets each continuation
-see the context and its own earlier tokens only, and its position ids restart after the context,
-so one forward pass gives every choice's log-likelihood exactly as k separate passes would
-(checked against a one-sequence-at-a-time reference in tests/test_causal_lm.py).
+and an empty context becomes the model's prefix token (BOS, else EOS). Prefix reuse by packing: an item's
+(context + continuation) token sequences become one trie, so the context runs once for all its continuations
+(and per-choice contexts, or continuations, run the tokens they start with once); a 4-D attention mask lets
+each token see its own path's earlier tokens only, and its position id is its depth, so one forward pass gives
+every choice's log-likelihood exactly as k separate passes would (checked against a one-sequence-at-a-time
+reference in tests/test_causal_lm.py).
 """
 
 from __future__ import annotations
@@ -64,18 +65,19 @@ def option_text(item: "Continuations | ChoiceContexts", k: int) -> str:
 
 @dataclass
 class Packed:
-    """One request as one packed sequence."""
+    """An item's requests as one packed sequence: the token trie of their (context + continuation) sequences, so
+    tokens that sequences share from their start are run once. A token attends to the tokens on its own path
+    from the root; its position id is its depth."""
 
     ids: list[int]
     positions: list[int]
-    n_context: int
-    spans: list[tuple[int, int]]  # (start in ids, length) of each continuation
+    paths: list[list[int]]  # per sequence (one per continuation), the index in ids of each of its tokens
+    scored: list[int]  # per sequence, how many of its last tokens are its continuation
     truncated: bool
 
 
-def encode(tokenizer, request: Continuations, max_length: int, prefix_id: int) -> Packed:
-    """Tokenize a request as lm-eval does and pack it; the context is cut from the left when the longest
-    context + continuation would not fit in ``max_length`` positions."""
+def tokens(tokenizer, request: Continuations, prefix_id: int) -> tuple[list[int], list[list[int]]]:
+    """A request's context and continuation token ids as lm-eval makes them."""
     context, conts = request.context, list(request.continuations)
     spaces = len(context) - len(context.rstrip())
     if spaces:
@@ -84,24 +86,46 @@ def encode(tokenizer, request: Continuations, max_length: int, prefix_id: int) -
     ctx = tokenizer(context)["input_ids"] if context else []  # the tokenizer's own special tokens, as lm-eval
     wholes = tokenizer([context + c for c in conts])["input_ids"]
     cont_ids = [w[len(ctx):] for w in wholes]
-    if not ctx:
-        ctx = [prefix_id]
     empty = [k for k, c in enumerate(cont_ids) if not c]
     if empty:  # it would score 0 nats and win every comparison
         raise DataError(f"continuation {empty[0]} ({request.continuations[empty[0]]!r}) of the item ending "
                         f"{request.context[-40:]!r} has no tokens under the model's tokenizer", "the benchmark's items",
                         "fix or remove the item: every choice must hold text the tokenizer keeps")
-    longest = max(len(c) for c in cont_ids)
-    keep = max(1, max_length - longest)
-    truncated = len(ctx) > keep
-    ctx = ctx[-keep:]
-    ids, positions, spans = list(ctx), list(range(len(ctx))), []
-    for c in cont_ids:
-        c = c[:max_length - len(ctx)]
-        spans.append((len(ids), len(c)))
-        ids += c
-        positions += range(len(ctx), len(ctx) + len(c))
-    return Packed(ids, positions, len(ctx), spans, truncated)
+    return ctx or [prefix_id], cont_ids
+
+
+def fit(ctx: list[int], conts: list[list[int]], max_length: int) -> tuple[list[int], list[list[int]], bool]:
+    """The context cut from the left so that it and its longest continuation fit in ``max_length`` positions."""
+    keep = max(1, max_length - max(len(c) for c in conts))
+    cut = ctx[-keep:]
+    return cut, [c[:max_length - len(cut)] for c in conts], len(ctx) > keep
+
+
+def encode(tokenizer, item: "Continuations | ChoiceContexts", max_length: int, prefix_id: int) -> Packed:
+    """Tokenize an item's requests as lm-eval does and pack them: each (context + continuation) as a path of one
+    trie, so a context is run once for all its continuations (and per-choice contexts share the tokens they
+    start with; continuations, the tokens they start with). A context is cut from the left when it and its
+    continuation would not fit in ``max_length`` positions."""
+    cut = [fit(*tokens(tokenizer, r, prefix_id), max_length) for r in plain(item)]
+    return pack([(ctx + c, len(c)) for ctx, conts, _ in cut for c in conts], any(t for _, _, t in cut))
+
+
+def pack(sequences: list[tuple[list[int], int]], truncated: bool = False) -> Packed:
+    """Token sequences (each with how many of its last tokens are scored) as one trie, in insertion order."""
+    ids, positions, node_of = [], [], {}  # (parent index, token) -> index
+    paths = []
+    for sequence, _ in sequences:
+        parent, path = -1, []
+        for depth, token in enumerate(sequence):
+            node = node_of.get((parent, token))
+            if node is None:
+                node = node_of[parent, token] = len(ids)
+                ids.append(token)
+                positions.append(depth)
+            path.append(node)
+            parent = node
+        paths.append(path)
+    return Packed(ids, positions, paths, [n for _, n in sequences], truncated)
 
 
 def batch_tensors(items: list[Packed], pad_id: int, dtype):
@@ -115,11 +139,9 @@ def batch_tensors(items: list[Packed], pad_id: int, dtype):
     for row, p in enumerate(items):
         ids[row, :len(p.ids)] = torch.tensor(p.ids)
         pos[row, :len(p.positions)] = torch.tensor(p.positions)
-        n = p.n_context
-        allow[row, :n, :n] = torch.tril(torch.ones(n, n, dtype=torch.bool))
-        for start, length in p.spans:
-            allow[row, start:start + length, :n] = True
-            allow[row, start:start + length, start:start + length] = torch.tril(torch.ones(length, length, dtype=torch.bool))
+        for path in p.paths:  # a token sees its path's earlier tokens: its ancestors in the trie
+            at = torch.tensor(path)
+            allow[row, at[:, None], at[None, :]] = torch.tril(torch.ones(len(path), len(path), dtype=torch.bool))
         padding = torch.arange(len(p.ids), width)
         allow[row, padding, padding] = True  # padding rows see themselves: no all-masked softmax row
     mask = torch.zeros(allow.shape, dtype=dtype).masked_fill_(~allow, torch.finfo(dtype).min)
@@ -128,11 +150,8 @@ def batch_tensors(items: list[Packed], pad_id: int, dtype):
 
 def predicting_positions(p: Packed) -> list[tuple[int, int, int]]:
     """(continuation index, position whose logits predict the token, token id) for every continuation token."""
-    out = []
-    for k, (start, length) in enumerate(p.spans):
-        for j in range(length):
-            out.append((k, p.n_context - 1 if j == 0 else start + j - 1, p.ids[start + j]))
-    return out
+    return [(k, path[j - 1], p.ids[path[j]]) for k, (path, n) in enumerate(zip(p.paths, p.scored))
+            for j in range(len(path) - n, len(path))]
 
 
 def rolling_windows(tokens: list[int], max_length: int, prefix_id: int) -> list[tuple[list[int], list[int]]]:
@@ -150,7 +169,7 @@ WHITESPACE = re.compile(r"\s+")
 
 
 def word_count(text: str) -> int:
-    """Words as lm-eval's word_perplexity counts them: the pieces between whitespace runs, so leading or
+    r"""Words as lm-eval's word_perplexity counts them: the pieces between whitespace runs, so leading or
     trailing whitespace counts as one (empty) word more, as ``len(re.split(r"\s+", text))`` does there."""
     return len(WHITESPACE.split(text))
 

@@ -12,14 +12,13 @@ log-likelihoods of running text, alone or next to a reference model's (KL diverg
 
 from __future__ import annotations
 
-import inspect
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
 
-from audit import causal_lm, decoding, generation
+from audit import causal_lm, decoding, generation, head
 from audit.cache import PredictionCache
 from audit.causal_lm import ChoiceContexts, Continuations
 from audit.generation import GenerationSpec
@@ -37,6 +36,9 @@ DEFAULT_BATCHING = {("cpu", CLASSIFIER): (64, 4096), ("cuda", CLASSIFIER): (256,
 # tokens/s (batch 1: 16), so 32 rows, and prompts cut by tokens after their shared prefix.
 GENERATION_BATCHING = {"cpu": (32, 8192), "cuda": (128, 65536)}
 LOGIT_BUDGET = 64 << 20  # kept logits (rows x positions x vocabulary floats) per model in one batch: 256 MB
+
+
+GATHER = "_gather"  # a batch builder's key for the positions (head.Positions) whose next-token scores it needs
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,9 @@ def batch_dependent(model: LoadedModel) -> bool:
     return bool(model.compression and model.compression.get("batch_dependent"))
 
 
-def request_key(request: Continuations) -> str:
+def request_key(request: Continuations | ChoiceContexts) -> str:
+    if isinstance(request, ChoiceContexts):
+        return "contexts\0" + request.prefix + "\0" + "\x1f".join(request.contexts) + "\0" + request.continuation
     return "continuations\0" + request.context + "\0" + "\x1f".join(request.continuations)
 
 
@@ -105,6 +109,7 @@ class Engine:
     config: EngineConfig = field(default_factory=EngineConfig)
     cache: PredictionCache | None = None
     stats: EngineStats = field(default_factory=EngineStats)
+    _plain_head: dict = field(default_factory=dict, repr=False)  # model fingerprint -> are its logits its head's output
 
     def __post_init__(self):
         self.device = resolve_device(self.config.device)
@@ -137,15 +142,13 @@ class Engine:
         rows = self._cached(model, list(texts), lambda t: t, lambda todo: self._classify(model, todo, desc))
         return np.stack(rows) if rows else np.zeros((0, len(model.labels)), np.float32)
 
-    def continuation_scores(self, model: LoadedModel, requests: Sequence[Continuations],
+    def continuation_scores(self, model: LoadedModel, requests: Sequence[Continuations | ChoiceContexts],
                             desc: str = "scoring") -> list[np.ndarray]:
         """Per request, an array (continuations, 3): summed log-likelihood (nats), whether every token was the
-        model's top choice (greedy), and the number of tokens."""
-        flat = [r for item in requests for r in causal_lm.plain(item)]
-        rows = iter(self._cached(model, flat, request_key, lambda todo: self._continuations(model, todo, desc)))
-        # an item whose choices are contexts gets one request per context, each with the one continuation
-        return [np.concatenate([next(rows) for _ in item.contexts]).reshape(-1, 3) if isinstance(item, ChoiceContexts)
-                else next(rows).reshape(-1, 3) for item in requests]
+        model's top choice (greedy), and the number of tokens. An item whose choices are contexts has one row per
+        context, each scoring the one continuation."""
+        rows = self._cached(model, list(requests), request_key, lambda todo: self._continuations(model, todo, desc))
+        return [r.reshape(-1, 3) for r in rows]
 
     def token_logprobs(self, model: LoadedModel, texts: Sequence[str], max_tokens: int | None = None,
                        desc: str = "scoring") -> list[np.ndarray]:
@@ -188,7 +191,7 @@ class Engine:
         full = model.tokenizer(list(prompts), add_special_tokens=special_tokens)["input_ids"]
         ids = [x[-r:] for x, r in zip(full, room)]
         out = [np.zeros((len(c), 2), np.float32) for c in conts]
-        modules = [self._module(m, generating=True)[0] for m in (model, reference)]
+        modules = [self._module(m)[0] for m in (model, reference)]
         device = self.device
         todo = [i for i, c in enumerate(conts) if c]
         rows, tokens = self.batching(device, model.kind)
@@ -261,17 +264,18 @@ class Engine:
         self.stats.seconds += time.perf_counter() - started
         return [by_key[k] for k in keys]
 
-    def _module(self, model: LoadedModel, generating: bool = False):
+    def _module(self, model: LoadedModel):
         """The model on its device, with the attention implementation that suits it there."""
         device = self.device
         module = model.module.to(device)
-        # Measured (benchmarks/engine_bench.py, SST-2 dev, 2-core CPU): eager attention ran ~15% faster
-        # than SDPA on short sequences, same probabilities to 1e-6; on CUDA, SDPA's fused kernels win. Generating
-        # after long prompts SDPA wins on CPU too (SmolLM2-135M, 16 GSM8K 5-shot prompts: prefill 5.7 s vs 9.5 s,
-        # 32 decode steps 6.8 s vs 10.5 s).
+        # Measured (benchmarks/engine_bench.py, SST-2 dev, 2-core CPU): eager attention ran a classifier ~15%
+        # faster than SDPA on short sequences, same probabilities to 1e-6; on CUDA, SDPA's fused kernels win. A causal
+        # LM on CPU runs faster with SDPA (SmolLM2-135M, 100 items, packed masks: BoolQ 16.5 s vs 19.4 s, PIQA 7.9
+        # vs 8.2, ARC-Easy 5.5 vs 5.7; 16 GSM8K 5-shot prompts: prefill 5.7 s vs 9.5 s, 32 decode steps 6.8 vs 10.5).
         if hasattr(module, "set_attn_implementation"):
             try:
-                module.set_attn_implementation("eager" if device.type == "cpu" and not generating else "sdpa")
+                module.set_attn_implementation("eager" if device.type == "cpu" and model.kind == CLASSIFIER
+                                               else "sdpa")
             except (ValueError, ImportError):  # the architecture supports only one implementation
                 pass
         return module, device
@@ -290,8 +294,11 @@ class Engine:
         with torch.inference_mode(), autocast:
             for idx in tqdm(length_batches(lengths, *self.batching(device, model.kind)), desc=desc, unit="batch",
                             disable=None, leave=False):
-                inputs = {k: v.to(device, non_blocking=True) for k, v in build(idx).items()}
-                outputs = [self._logits(m, src, inputs) for m, src in ((module, model), (ref_module, reference)) if m]
+                inputs = build(idx)
+                gather = inputs.pop(GATHER, None)
+                inputs = {k: v.to(device, non_blocking=True) for k, v in inputs.items()}
+                outputs = [self._logits(m, src, inputs, gather) for m, src in ((module, model), (ref_module, reference))
+                           if m]
                 read(idx, *outputs)
                 self.stats.batches += 1
                 self.stats.tokens += int(lengths[idx].sum())
@@ -305,16 +312,31 @@ class Engine:
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return next(model.module.parameters()).dtype if model is not None else torch.float32
 
-    @classmethod
-    def _logits(cls, module, model: LoadedModel, inputs: dict):
-        return cls._check_finite(module(**inputs).logits.float(), model)
+    def _logits(self, module, model: LoadedModel, inputs: dict, gather=None):
+        """The batch's logits; with ``gather`` (head.Positions), only the scores of those positions' tokens."""
+        if gather is None:
+            return self._check_finite(module(**inputs).logits.float(), model)
+        check = lambda logits, owner: self._check_finite(logits, model, owner)
+        chosen, greedy, plain = head.scores_at(module, inputs, gather, self._plain_head.get(model.fingerprint), check)
+        self._plain_head[model.fingerprint] = plain
+        return chosen, greedy
 
     @staticmethod
-    def _check_finite(logits, model: LoadedModel):
-        """The logits, if every row is finite; else the model produces garbage (bad input, exit 2)."""
+    def _check_finite(logits, model: LoadedModel, owner: np.ndarray | None = None):
+        """The logits, if every row is finite; else the model produces garbage (bad input, exit 2). ``owner``:
+        the input each row belongs to, when rows are positions of several inputs."""
         import torch
 
-        finite = torch.isfinite(logits).reshape(logits.shape[0], -1).all(dim=1)
+        # A row's sum is finite only if all its values are (NaN and inf propagate); summing reads the logits once
+        # with no boolean copy, measured 25x faster than isfinite on a (16, 60, 49152) batch. A sum that
+        # overflows is re-checked value by value, so only a NaN or inf fails.
+        rows = logits.reshape(logits.shape[0], -1)
+        finite = torch.isfinite(rows.sum(dim=1))
+        if not bool(finite.all()):
+            finite = torch.isfinite(rows).all(dim=1)
+        if owner is not None and not bool(finite.all()):
+            bad, every = set(owner[~finite.cpu().numpy()].tolist()), set(owner.tolist())
+            finite = torch.tensor([i not in bad for i in every])
         if not bool(finite.all()):
             raise ModelError(f"the model produced non-finite logits (NaN or inf) for {int((~finite).sum())} of "
                              f"{len(finite)} inputs", model.source,
@@ -350,36 +372,36 @@ class Engine:
         self._run_batches(model, lengths, build, read, desc)
         return list(out)
 
-    def _continuations(self, model: LoadedModel, requests: list[Continuations], desc: str) -> list[np.ndarray]:
+    def _continuations(self, model: LoadedModel, requests: list[Continuations | ChoiceContexts],
+                       desc: str) -> list[np.ndarray]:
         import torch
 
         prefix = causal_lm.prefix_token(model.tokenizer)
         packed = [causal_lm.encode(model.tokenizer, r, self.max_length(model), prefix) for r in requests]
         self.stats.truncated += sum(p.truncated for p in packed)
         lengths = np.array([len(p.ids) for p in packed], dtype=np.int64)
-        out = [np.zeros((len(p.spans), 3), dtype=np.float32) for p in packed]
+        out = [np.zeros((len(p.scored), 3), dtype=np.float32) for p in packed]
         dtype = self.compute_dtype(model)  # an additive mask must match the attention scores' dtype
-        where = [causal_lm.predicting_positions(p) for p in packed]
-        # Only the positions that predict a continuation token need the LM head (a vocabulary-wide projection,
-        # a fifth of SmolLM2's compute); transformers' logits_to_keep takes the batch's union of them.
-        trim = "logits_to_keep" in inspect.signature(model.module.forward).parameters
-        keep = lambda idx: torch.tensor(sorted({at for i in idx for _, at, _ in where[i]}))
+        where = [np.array(causal_lm.predicting_positions(p), dtype=np.int64).reshape(-1, 3) for p in packed]
 
         def build(idx):
             ids, mask, pos = causal_lm.batch_tensors([packed[i] for i in idx], prefix, dtype)
-            return {"input_ids": ids, "attention_mask": mask, "position_ids": pos} | (
-                {"logits_to_keep": keep(idx)} if trim else {})
+            rows = np.concatenate([np.full(len(where[i]), row) for row, i in enumerate(idx)])
+            columns = np.concatenate([where[i][:, 1] for i in idx])
+            return {"input_ids": ids, "attention_mask": mask, "position_ids": pos,
+                    GATHER: head.Positions(torch.from_numpy(rows), torch.from_numpy(columns),
+                                           torch.from_numpy(np.concatenate([where[i][:, 2] for i in idx])),
+                                           np.asarray(idx)[rows])}
 
-        def read(idx, logits):
-            column = keep(idx) if trim else torch.arange(logits.shape[1])
-            for row, i in enumerate(idx):
-                k, at, token = (torch.tensor(c) for c in zip(*where[i]))
-                logprobs = torch.log_softmax(logits[row, torch.searchsorted(column, at)], dim=-1)
-                chosen = logprobs[torch.arange(len(token)), token].double().cpu()
-                greedy = (logprobs.argmax(dim=-1).cpu() == token)
-                for c in range(len(packed[i].spans)):
-                    mine = k == c
-                    out[i][c] = (float(chosen[mine].sum()), float(greedy[mine].all()), float(mine.sum()))
+        def read(idx, scores):  # each predicting position's log-likelihood and greedy flag, in build's order
+            chosen, greedy = scores
+            at = 0
+            for i in idx:
+                k, n = where[i][:, 0], len(where[i])
+                np.add.at(out[i][:, 0], k, chosen[at:at + n])
+                out[i][:, 1] = np.bincount(k, weights=~greedy[at:at + n], minlength=len(out[i])) == 0
+                out[i][:, 2] = np.bincount(k, minlength=len(out[i]))
+                at += n
 
         self._run_batches(model, lengths, build, read, desc)
         return [o.reshape(-1) for o in out]
@@ -398,7 +420,7 @@ class Engine:
         full = tokenizer(prompts, add_special_tokens=special_tokens)["input_ids"]
         self.stats.truncated += sum(len(x) > room for x in full)
         ids = [x[-room:] for x in full]  # a long prompt loses its start, as lm-eval cuts it
-        module, device = self._module(model, generating=True)
+        module, device = self._module(model)
         eos = decoding.eos_ids(model.module, tokenizer)
         finished = lambda tokens: generation.stops_in(tokenizer.decode(tokens, skip_special_tokens=True), spec.until)
         check = lambda logits: self._check_finite(logits, model)

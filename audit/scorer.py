@@ -136,5 +136,4 @@ class Scorer:
             ids = tokenizer(list(inputs), truncation=False, padding=False)["input_ids"]
             return np.array([len(x) > limit for x in ids], dtype=bool)
         prefix = causal_lm.prefix_token(tokenizer)
-        return np.array([any(causal_lm.encode(tokenizer, r, limit, prefix).truncated for r in causal_lm.plain(item))
-                         for item in inputs], dtype=bool)
+        return np.array([causal_lm.encode(tokenizer, item, limit, prefix).truncated for item in inputs], dtype=bool)

@@ -42,6 +42,8 @@ def requests() -> list[Continuations]:
         choices = [" " + " ".join(words[-k:]) for k in (1, 2, 3)][: 2 + i % 2]
         out.append(Continuations(" ".join(words[:-3]) + ("" if i % 4 else " "), tuple(choices)))
     out.append(Continuations("", (" good film", " bad")))  # empty context: the prefix token
+    # continuations that share their first tokens (one is a prefix of another): those run once
+    out.append(Continuations(TEXTS[0], (" the good film", " the bad film", " the good")))
     return out
 
 
@@ -56,12 +58,33 @@ def test_packed_continuations_equal_the_one_at_a_time_reference(tiny_llama, batc
     assert engine.stats.batches >= (len(requests()) if batching.get("batch_size") == 1 else 1)
 
 
+def test_only_the_predicting_positions_reach_the_lm_head(tiny_llama, monkeypatch):
+    model = load_model(str(tiny_llama))
+    seen = []
+    handle = model.module.lm_head.register_forward_hook(lambda m, args, out: seen.append(tuple(args[0].shape)))
+    engine = Engine(EngineConfig(device="cpu", batch_size=4))
+    got = engine.continuation_scores(model, requests())
+    handle.remove()
+    predicted, tokens = sum(g[:, 2].sum() for g in got), engine.stats.tokens
+    through_head = sum(int(np.prod(s[:-1])) for s in seen)  # the model's own call, and the head's slices after
+    assert predicted < tokens / 2 and predicted <= through_head <= predicted + 128 + engine.stats.batches
+    # a head the hook cannot reach: the full logits are indexed instead, with the same scores
+    monkeypatch.setattr(type(model.module), "get_output_embeddings", lambda self: None)
+    again = Engine(EngineConfig(device="cpu", batch_size=4)).continuation_scores(model, requests())
+    for a, b in zip(again, got):
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)
+
+
 def test_the_context_is_encoded_once_per_item(tiny_llama):
     model = load_model(str(tiny_llama))
     request = Continuations("a charming and often affecting journey", (" good", " bad film", " maybe"))
     packed = encode(model.tokenizer, request, 256, prefix_token(model.tokenizer))
     n_context = len(model.tokenizer(request.context)["input_ids"])
-    assert packed.n_context == n_context and len(packed.ids) == n_context + 1 + 2 + 1  # not 3 x the context
+    assert all(path[:n_context] == list(range(n_context)) for path in packed.paths)
+    assert len(packed.ids) == n_context + 1 + 2 + 1  # not 3 x the context
+    shared = encode(model.tokenizer, requests()[-1], 256, prefix_token(model.tokenizer))
+    starts = [len(tuple(model.tokenizer(c)["input_ids"])) for c in (" the good film", " the bad film")]
+    assert len(shared.ids) < len(shared.paths[0]) + starts[1]  # " the" once, " the good" inside " the good film"
     assert packed.positions[n_context:] == [n_context, n_context, n_context + 1, n_context]
 
 
@@ -69,7 +92,7 @@ def test_long_contexts_are_cut_from_the_left(tiny_llama):
     model = load_model(str(tiny_llama))
     long = Continuations(" ".join(TEXTS * 3), (" good", " bad film"))
     packed = encode(model.tokenizer, long, 32, prefix_token(model.tokenizer))
-    assert packed.truncated and packed.n_context == 30 and max(packed.positions) == 31
+    assert packed.truncated and len(packed.paths[0]) - packed.scored[0] == 30 and max(packed.positions) == 31
 
 
 def test_rolling_windows_predict_every_token_once():
@@ -114,6 +137,6 @@ def test_a_continuation_the_tokenizer_drops_is_bad_input_not_a_free_win():
             one = lambda t: [ord(w[0]) for w in t.split() if w.isalpha()]
             return {"input_ids": [one(t) for t in texts] if isinstance(texts, list) else one(texts)}
 
-    assert encode(Dropping(), Continuations("the film", (" good", " bad")), 16, 1).spans[1][1] == 1
+    assert encode(Dropping(), Continuations("the film", (" good", " bad")), 16, 1).scored[1] == 1
     with pytest.raises(DataError, match=r"continuation 1 \(' \?\?'\).*has no tokens"):
         encode(Dropping(), Continuations("the film", (" good", " ??")), 16, 1)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from audit import suite as suite_mod
-from audit.causal_lm import ChoiceContexts, Continuations
+from audit.causal_lm import ChoiceContexts, Continuations, encode, prefix_token
 from audit.data import read_split, read_suite_data
 from audit.engine import Engine, EngineConfig
 from audit.errors import DataError, SpecError
@@ -172,6 +172,12 @@ def test_each_choice_context_scores_the_one_continuation_as_lm_eval_does(tmp_pat
         np.testing.assert_allclose(scores, want, atol=1e-4, rtol=0)
         ll.append(want[:, 0])
     ll = np.array(ll)
+    # the tokens the two contexts share (the sentence up to the blank) are run once, not once per option
+    prefix = prefix_token(model.tokenizer)
+    packed = encode(model.tokenizer, split.items[0], 256, prefix)
+    apart = sum(len(encode(model.tokenizer, r, 256, prefix).ids) for r in split.items[0].requests())
+    shared = sum(a == b for a, b in zip(*packed.paths))
+    assert shared > 1 and len(packed.ids) == apart - shared
     np.testing.assert_array_equal(scorer.predict(split.items), ll.argmax(axis=1))
     lengths = np.array([[len(c) for c in item.contexts] for item in split.items])  # acc_norm: per character of the context
     np.testing.assert_array_equal(scorer.predict_norm(split.items), (ll / lengths).argmax(axis=1))
