@@ -9,7 +9,7 @@ from dataclasses import asdict
 
 from audit import gates as gates_mod, manifest, tradeoff
 
-SCHEMA_VERSION = "2.1"
+SCHEMA_VERSION = "2.2"
 
 
 def report(*, req, plan, ctx, sections: dict, gates: list[dict], chance: float | None = None,
@@ -22,13 +22,14 @@ def report(*, req, plan, ctx, sections: dict, gates: list[dict], chance: float |
         "schema_version": SCHEMA_VERSION,
         "verdict": verdict,
         "summary": {"verdict_reason": why,
-                    "tradeoff": tradeoff.line(sections, ctx.model.describe() if ctx.model else None),
+                    "tradeoff": tradeoff.line(sections, ctx.model.describe() if ctx.model else None,
+                                              ctx.baseline.describe() if ctx.baseline else None),
                     "findings": gates_mod.findings(gates, truncation),
                     "inconclusive": "fail" if suite.inconclusive_fails else "warn",
                     "sampled": {name: s["details"]["sampled"] for name, s in sections.items()
                                 if s.get("details", {}).get("sampled")}},
         "benchmark": {"name": suite.name, "suite": str(suite.path), "task": suite.task.kind,
-                      "labels": list(suite.labels),
+                      "labels": list(suite.labels), "source": suite.source,
                       "n_eval": len(plan.eval), "n_eval_total": len(plan.eval_full), "chance_accuracy": chance,
                       "truncation": truncation,
                       "sampled_rows": plan.eval.rows.tolist() if len(plan.eval) < len(plan.eval_full) else None},

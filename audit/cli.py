@@ -15,6 +15,7 @@ import click
 from click.core import ParameterSource
 
 from audit.errors import AuditError
+from audit.models import DTYPES
 from audit.runner import MAX_SEED, CheckRequest
 from audit.status import STATUSES
 
@@ -187,8 +188,11 @@ def main():
 @click.option("--no-cache", is_flag=True, help="Do not read or write the on-disk prediction cache.")
 @click.option("--chat-template", is_flag=True, help="Generate suites: render each prompt with the tokenizer's own chat "
                                                     "template (few-shot examples as turns, or as the suite says).")
+@click.option("--dtype", type=click.Choice(DTYPES), default="auto", show_default=True,
+              help="What the weights are loaded in. auto: the checkpoint's own dtype on a GPU; on a CPU bfloat16 for a "
+                   "bfloat16/float16 checkpoint where the CPU has native bfloat16 (AVX-512 BF16, AMX), else float32.")
 def check(model, benchmark, baseline, train_data, probes, shift_set, device, batch_size, batch_tokens, out, seed, limit,
-          label_map, drop_label, strict, allow_unsafe, no_cache, chat_template):
+          label_map, drop_label, strict, allow_unsafe, no_cache, chat_template, dtype):
     """Audit MODEL on a benchmark suite and write a report; exit 0 pass, 1 fail/error/inconclusive, 2 bad input."""
     from audit.engine import EngineConfig
     from audit.runner import check as run_check
@@ -196,7 +200,7 @@ def check(model, benchmark, baseline, train_data, probes, shift_set, device, bat
     req = CheckRequest(model=model, benchmark=benchmark, baseline=baseline, train_data=train_data,
                        argv=command_line(), probes=parse_csv(probes), out=out, seed=seed, limit=limit,
                        strict=strict, allow_unsafe=allow_unsafe, label_map=parse_label_map(label_map),
-                       drop_labels=tuple(drop_label), use_cache=not no_cache, chat_template=chat_template,
+                       drop_labels=tuple(drop_label), use_cache=not no_cache, chat_template=chat_template, dtype=dtype,
                        shift_sets=parse_pairs(shift_set, "--shift-set", "NAME=PATH"),
                        engine=EngineConfig(device=device, batch_size=batch_size, batch_tokens=batch_tokens))
     finish(guarded(lambda: run_check(req, log)), out)
@@ -406,6 +410,14 @@ def verify(report, claims, out, use_cache, as_json):
                    " differ from the original run's: sampled metrics may move within their CIs")
         if changes:
             click.echo(f"{len(changes)} input file(s) changed since the original run: this is not a reproduction")
+        if result["hardware"]["original"] != result["hardware"]["new"]:
+            click.echo(f"timed on other hardware: {result['hardware']['original']} originally, "
+                       f"{result['hardware']['new']} now (timings are listed, not compared)")
+        if not result["benchmark_source"]["same"]:
+            old, new_source = (result["benchmark_source"][k] or {} for k in ("original", "new"))
+            click.echo(f"the benchmark's task definition changed since the original run (lm-eval "
+                       f"{old.get('version')} config {str(old.get('config_sha256'))[:12]} -> {new_source.get('version')} "
+                       f"config {str(new_source.get('config_sha256'))[:12]}): this is not a reproduction")
     click.echo(f"reproduced: {'yes' if result['reproduced'] else 'no'}  (re-run report: {out / 'report.json'})")
     sys.exit(0 if result["reproduced"] else 1)
 

@@ -291,7 +291,7 @@ def required_fields(spec: DataSpec) -> dict[str, str]:
     text = {"text_field": spec.text_field} if spec.text_field else {} if spec.text_template == "" else \
         {f"text_template field '{f}'": f for f in template_fields(spec.text_template, spec.name)
          if not (f == CHOICES_SLOT and spec.multiple_choice)}
-    keys = ("pair_field", "choices_field", "choice_labels_field", "target_field", "slice_field") + \
+    keys = ("pair_field", "choices_field", "choice_labels_field", "target_field", "slice_field", "prefix_field") + \
         (() if spec.label_file else ("label_field",))  # labels from a file of their own join the records later
     return {**text, **{k: getattr(spec, k) for k in keys if getattr(spec, k)},
             **{f"choices_fields '{f}'": f for f in spec.choices_fields or ()},
@@ -379,12 +379,13 @@ def choice_item(record: dict, spec: DataSpec, labels: tuple[str, ...], task: Tas
         choices, gold = [choices[j] for j in order], list(order).index(gold)
     listing = "\n".join(f"{labels[i]}. {c}" for i, c in enumerate(choices))
     context = text_of(record, spec, where, template=prompt.template if prompt else None, listing=listing, stem=stem)
+    prefix = str(get_field(record, spec.prefix_field)) if spec.prefix_field else ""
     if spec.choice_contexts:  # the choices are contexts; the text is the one continuation each is scored with
         continuation = task.target_delimiter + context
-        return ChoiceContexts(tuple(choices), continuation), choices[gold] + continuation, gold
+        return ChoiceContexts(tuple(choices), continuation, prefix), prefix + choices[gold] + continuation, gold
     answers = labels[:len(choices)] if (prompt.answer if prompt else spec.answer) == "letter" else choices
     continuations = tuple(task.target_delimiter + a for a in answers)
-    return Continuations(context, continuations), context + continuations[gold], gold
+    return Continuations(prefix + context, continuations), prefix + context + continuations[gold], gold
 
 
 def render_choices(split: Split, spec: DataSpec, labels: tuple[str, ...], task: TaskSpec, *, prompt: Prompt | None = None,

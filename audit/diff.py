@@ -13,7 +13,9 @@ from audit.status import STATUSES
 
 def comparable(old: dict, new: dict) -> None:
     """Refuse reports of different benchmarks, suites or eval samples (bad input, exit 2)."""
+    source = [(r["benchmark"]["source"] or {}).get("config_sha256", "")[:12] for r in (old, new)]
     checks = [("benchmark", old["benchmark"]["name"], new["benchmark"]["name"]),
+              ("task definition (lm-eval config sha256)", *source),
               ("suite files (sha256)", old["manifest"]["suite"]["sha256"][:12], new["manifest"]["suite"]["sha256"][:12]),
               ("eval rows", (old["benchmark"]["n_eval"], old["benchmark"]["sampled_rows"]),
                (new["benchmark"]["n_eval"], new["benchmark"]["sampled_rows"]))]
@@ -55,15 +57,27 @@ def diff(old: dict, new: dict, tolerance: float = 0.0) -> dict:
                 delta = y - x if x is not None and y is not None else None
                 metrics.append({"metric": f"{probe}.{name}", "role": "model" if part == "metrics" else "baseline",
                                 "old": x, "new": y, "delta": delta, "direction": direction(f"{probe}.{name}", delta)})
+    machines = [hardware_of(r) for r in (old, new)]
     return {"verdict": {"old": old["verdict"], "new": new["verdict"]}, "gates": gates, "metrics": metrics,
+            "hardware": {"old": machines[0], "new": machines[1], "same": machines[0] == machines[1]},
             "worse": [g["gate"] for g in gates if g["change"] == "worse"]
             + (["verdict"] if STATUSES[new["verdict"]].rank > STATUSES[old["verdict"]].rank else [])}
+
+
+def hardware_of(report: dict) -> str | None:
+    """The machine a report's timings were measured on, in one line (None: no model ran)."""
+    from audit.hardware import label
+
+    info = report["manifest"]["device"].get("hardware")
+    return label(info) if info else None
 
 
 def render(d: dict) -> str:
     from audit.report.markdown import table
 
     lines = [f"verdict: {d['verdict']['old']} -> {d['verdict']['new']}", ""]
+    if not d["hardware"]["same"]:
+        lines += [f"hardware differs: {d['hardware']['old']} -> {d['hardware']['new']} (timings do not compare)", ""]
     changed = [g for g in d["gates"] if g["change"] != "same"]
     lines += table(["gate", "old", "new", "change", "old observed", "new observed"],
                    [[g["gate"], g["old"], g["new"], g["change"], g["old_observed"], g["new_observed"]] for g in changed]) \

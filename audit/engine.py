@@ -129,11 +129,12 @@ class Engine:
         return min(self.config.max_length or ENGINE_MAX_LENGTH, model.max_length)
 
     def cache_key(self, model: LoadedModel) -> str:
-        """Results depend on the weights, truncation length, numeric mode and batching (see batch_dependent)."""
+        """Results depend on the weights and their dtype, truncation length, numeric mode and batching (see
+        batch_dependent)."""
         device = self.device
         mode = "autocast" if device.type == "cuda" else "fp"
         rows, tokens = self.batching(device, model.kind)
-        return f"{model.fingerprint}:{self.max_length(model)}:{device.type}:{mode}:{rows}x{tokens}"
+        return f"{model.fingerprint}:{model.dtype}:{self.max_length(model)}:{device.type}:{mode}:{rows}x{tokens}"
 
     # ---- what probes call -----------------------------------------------------------------------------
 

@@ -97,6 +97,10 @@ def evaluate(gate: GateSpec, probes: dict[str, dict[str, Any]], chance: float | 
                 "message": f"{what} = {est['value']:.4g}, but {truncation['n_truncated']} of {truncation['n']} eval "
                            f"items were cut to fit max_length {truncation['max_length']}: the model did not see "
                            "what the benchmark asks"}
+    timed_on = (section.get("details") or {}).get("hardware")
+    if gate.hardware and timed_on is not None and gate.hardware.lower() not in timed_on.lower():
+        return {**result, "status": "inconclusive",
+                "message": f"{what} was timed on {timed_on}, and this gate holds on hardware '{gate.hardware}'"}
     vacuous = _vacuous(gate, section, metric, decl, chance)
     if vacuous:
         return {**result, "status": "inconclusive", "message": f"{what} compared nothing: {vacuous}"}

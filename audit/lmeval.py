@@ -1,11 +1,14 @@
 """An lm-evaluation-harness task as an audit suite (``--benchmark lm-eval:TASK`` or ``lm-eval:PATH.yaml``).
 
 lm-eval builds the task's requests itself (its prompts, few-shot contexts, choices and target delimiter, its
-partial scoring); audit writes each document's requests as one JSON line (a context and its choices, or a
-``multiple_input`` item's per-choice contexts and shared continuation) and scores them through its own
-engine under the LM defaults' probes and gates. Every request is checked to be exactly the one lm-eval
-built, so acc and acc_norm are lm-eval's by construction. The materialized items live in the cache folder
-under the task config's hash, so a re-run (``audit verify``) reads the same bytes.
+partial scoring, its generation settings); audit writes each document's requests as one JSON line
+(audit/lmeval_requests.py: one translation per output type) and scores them through its own engine under
+the LM or generative defaults' probes and gates. Every request is checked to be exactly the one lm-eval
+built, and every metric, filter and setting the task names is one audit applies (else the task is
+refused), so a document's acc, acc_norm or exact match is lm-eval's by construction. A group (``mmlu``)
+is one suite over all its subtasks' documents, sliced by subtask. The materialized items live in the cache
+folder under the hash of lm-eval's version and the tasks' configs, which the report records
+(``benchmark.source``), so a re-run (``audit verify``) reads the same bytes and says when they changed.
 
 Safety: lm-eval task YAMLs can name Python (``!function``, custom classes) that lm-eval imports while loading
 the task. The tasks installed with lm-eval are trusted like installed code; a user's task file, or any
@@ -21,6 +24,7 @@ import re
 from pathlib import Path
 
 from audit.errors import AuditError
+from audit.lmeval_requests import translation
 from audit.suite import Suite, load as load_suite
 
 PREFIX = "lm-eval:"
@@ -33,17 +37,43 @@ def is_lmeval(benchmark: str) -> bool:
 
 
 def load(benchmark: str, allow_unsafe: bool = False) -> Suite:
-    """The suite for ``lm-eval:TASK`` / ``lm-eval:PATH.yaml``: lm-eval's requests, audit's LM defaults."""
+    """The suite for ``lm-eval:TASK`` / ``lm-eval:PATH.yaml``: lm-eval's requests, audit's defaults."""
     name = benchmark.removeprefix(PREFIX)
     if importlib.util.find_spec("lm_eval") is None:
         raise AuditError("lm-eval tasks need lm-evaluation-harness, which is not installed", "--benchmark", INSTALL)
     if not name:
         raise AuditError("names no task", "--benchmark", "e.g. --benchmark lm-eval:arc_easy or lm-eval:my_task.yaml")
     path = Path(name) if name.endswith((".yaml", ".yml")) else None
-    if path is not None:
-        check_task_file(path, allow_unsafe)
-    task, task_name = build_task(name, path)
-    return load_suite(str(materialize(task, task_name)))
+    group = group_name(path, allow_unsafe) if path is not None else None
+    title, leaves, groups = build_tasks(name, path, group)
+    return load_suite(str(materialize(title, leaves, groups)))
+
+
+def _yaml(file: Path) -> dict:
+    """A task file's keys, its ``!function`` tags read as plain strings (nothing imported)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, tag, node: f"{tag} {getattr(node, 'value', '')}")
+    try:
+        doc = yaml.load(file.read_text(encoding="utf-8"), Loader=Loader)
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise AuditError(f"not a readable task YAML ({exc})".replace("\n", " "), str(file), "fix the YAML") from None
+    return doc if isinstance(doc, dict) else {}
+
+
+def group_name(path: Path, allow_unsafe: bool) -> str | None:
+    """A user's task file checked for Python; a group file (``group:`` and a ``task:`` list) names subtasks
+    that lm-eval finds in the file's folder, so every task file there is checked too. Its group name."""
+    check_task_file(path, allow_unsafe)
+    doc = _yaml(path)
+    if not (isinstance(doc.get("group"), str) and isinstance(doc.get("task"), list)):
+        return None
+    for file in sorted(path.parent.rglob("*.y*ml")):
+        check_task_file(file, allow_unsafe)
+    return doc["group"]
 
 
 def check_task_file(path: Path, allow_unsafe: bool) -> None:
@@ -67,116 +97,105 @@ def check_task_file(path: Path, allow_unsafe: bool) -> None:
             todo.append(target if target.is_absolute() else file.parent / target)
 
 
-def build_task(name: str, path: Path | None):
-    """lm-eval's task object (a file is loaded by its path alone: lm-eval scans no folder), its requests
-    built (rank 0 of 1, no limit: the whole split)."""
-    from lm_eval.api.task import Task
+def build_tasks(name: str, path: Path | None, group: str | None) -> tuple[str, list, list]:
+    """(the task or group's name, its [(task name, task)] leaves with their requests built (rank 0 of 1,
+    the whole split), the groups' configs). A file is loaded by its path; a group file by its name, from
+    its own folder (lm-eval 0.4.13 cannot load a group by path)."""
+    from lm_eval.defaults import DEFAULT_OTHER_SEED
     from lm_eval.tasks import TaskManager, get_task_dict
 
-    manager = TaskManager()
+    manager = TaskManager(include_path=str(path.parent.resolve())) if group else TaskManager()
     if path is None and name not in manager.all_tasks:
         raise AuditError(f"lm-eval knows no task '{name}'", "--benchmark",
                          "see `lm_eval ls tasks`, or give a task file: --benchmark lm-eval:PATH.yaml")
     try:
-        tasks = get_task_dict([str(path.resolve()) if path else name], manager)
+        tasks = get_task_dict([group or (str(path.resolve()) if path else name)], manager)
     except Exception as exc:  # lm-eval raises whatever its loaders raise (offline hub, missing files, bad YAML)
         raise AuditError(f"lm-eval could not load the task ({type(exc).__name__}: {exc})", str(path or "--benchmark"),
                          "check the task's dataset_path (offline: a local file, dataset_path: json)") from None
-    found = [(n, t) for n, t in tasks.items() if isinstance(t, Task)]
-    if len(tasks) != 1 or len(found) != 1:
-        raise AuditError(f"'{name}' is a group of tasks, and audit runs one task at a time", "--benchmark",
-                         "name one of its subtasks")
-    task_name, task = found[0]
-    if task.OUTPUT_TYPE not in ("multiple_choice", "loglikelihood_rolling"):
-        raise AuditError(f"task '{task_name}' is a {task.OUTPUT_TYPE} task; lm-eval: runs multiple_choice and "
-                         "loglikelihood_rolling tasks so far", "--benchmark",
-                         "use a native suite (audit suites) for generation, e.g. gsm8k")
-    task.build_all_requests(limit=None, rank=0, world_size=1)
-    return task, task_name
+    leaves, groups = [], []
+    flatten(tasks, leaves, groups)
+    if not leaves:
+        raise AuditError(f"'{name}' holds no task", "--benchmark", "name a task or a group of tasks")
+    title = group or (groups[0].group_name if groups else name if len(leaves) > 1 else leaves[0][0])
+    check_group(title, leaves, groups)
+    for _, task in leaves:  # prepared as lm-eval's simple_evaluate prepares a task by default
+        if task.get_config("num_fewshot") is None:
+            task.set_config(key="num_fewshot", value=0)
+        task.set_fewshot_seed(seed=DEFAULT_OTHER_SEED)  # its few-shot examples drawn as lm-eval draws them
+        task.build_all_requests(limit=None, rank=0, world_size=1)
+    return title, leaves, groups
 
 
-def materialize(task, task_name: str) -> Path:
-    """The task's documents as JSON lines and a suite YAML over them, in the cache folder under the hash of
-    lm-eval's version, the task's config and its requests."""
+def flatten(tasks: dict, leaves: list, groups: list) -> None:
+    """lm-eval's nested {group: {task name: task}} as its leaf tasks, in order, and its groups."""
+    from lm_eval.api.task import Task
+
+    for key, value in tasks.items():
+        if isinstance(value, Task):
+            leaves.append((str(key), value))
+        elif isinstance(value, dict):
+            groups.append(key)
+            flatten(value, leaves, groups)
+
+
+def check_group(title: str, leaves: list, groups: list) -> None:
+    """The subtasks of one report share what the suite holds once (output type, delimiter, generation
+    settings); audit's accuracy is over every document, so a group whose score averages its subtasks
+    unweighted is refused rather than reported as if it were that score."""
+    for task_name, task in leaves:
+        translation(task, task_name)
+    first_name, first = leaves[0]
+    kind = translation(first, first_name)
+    for task_name, task in leaves[1:]:
+        if task.OUTPUT_TYPE != first.OUTPUT_TYPE or kind.shape(task, task_name) != kind.shape(first, first_name):
+            raise AuditError(f"its subtasks '{first_name}' and '{task_name}' are scored differently (output type, "
+                             "target delimiter or generation settings), and one audit report scores them one way",
+                             "--benchmark", f"audit the subtasks one at a time, e.g. lm-eval:{task_name}")
+    for group in groups:
+        for agg in (group.config or {}).get("aggregate_metric_list") or []:
+            if not agg.get("weight_by_size", True):
+                raise AuditError(f"group '{group.group_name}' averages its subtasks' {agg['metric']} unweighted; audit's "
+                                 "accuracy is over all documents (its per-subtask accuracy is in the long-tail slices)",
+                                 "--benchmark", f"audit the subtasks one at a time, or a group with weight_by_size: true")
+
+
+def materialize(title: str, leaves: list, groups: list) -> Path:
+    """The documents as JSON lines and a suite YAML over them, in the cache folder under the hash of
+    lm-eval's version, the tasks' configs and their requests."""
     from audit.cache import cache_dir
 
-    by_doc: dict[int, list] = {}
-    for inst in task.instances:
-        by_doc.setdefault(inst.doc_id, []).append(inst)
-    rolling = task.OUTPUT_TYPE == "loglikelihood_rolling"
-    records = [rolling_record(insts) if rolling else record(task, insts) for _, insts in sorted(by_doc.items())]
-    config = json.dumps(task.dump_config(), sort_keys=True, default=str)
+    first_name, first = leaves[0]
+    kind = translation(first, first_name)
+    records = []
+    for task_name, task in leaves:
+        by_doc: dict[int, list] = {}
+        for inst in task.instances:
+            by_doc.setdefault(inst.doc_id, []).append(inst)
+        for _, insts in sorted(by_doc.items()):
+            records.append(kind.record(task, task_name, insts) | ({"subtask": task_name} if len(leaves) > 1 else {}))
+    config = json.dumps([t.dump_config() for _, t in leaves] + [g.config for g in groups], sort_keys=True, default=str)
     version = version_of()
     digest = hashlib.sha256("\0".join([version, config, *map(json.dumps, records)]).encode()).hexdigest()[:16]
-    folder = cache_dir() / "lm-eval" / f"{task_name}-{digest}"
+    folder = cache_dir() / "lm-eval" / f"{title}-{digest}"
     folder.mkdir(parents=True, exist_ok=True)
     data = folder / "items.jsonl"
     if not data.is_file():
         tmp = data.with_suffix(".tmp")
         tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
         tmp.replace(data)
-    suite = {"name": f"lm-eval:{task_name}",
-             "description": f"lm-evaluation-harness {version} task {task_name} (config sha256 "
-                            f"{hashlib.sha256(config.encode()).hexdigest()[:16]}), {len(records)} documents",
-             **(running_text_suite(data.name) if rolling else choice_suite(task, records, data.name))}
+    config_hash = hashlib.sha256(config.encode()).hexdigest()
+    subtasks = [n for n, _ in leaves] if len(leaves) > 1 else []
+    suite = kind.suite(leaves, records, data.name)
+    if subtasks:
+        suite["data"]["eval"]["slice_field"] = "subtask"
+    suite = {"name": f"lm-eval:{title}",
+             "description": f"lm-evaluation-harness {version} " + (f"group {title} ({len(subtasks)} subtasks, sliced "
+                            "by subtask)" if subtasks else f"task {title}") + f", {len(records)} documents",
+             "source": {"harness": "lm-evaluation-harness", "version": version, "task": title,
+                        "config_sha256": config_hash, "subtasks": subtasks}, **suite}
     (folder / "suite.yaml").write_text(json.dumps(suite, indent=1, ensure_ascii=False), encoding="utf-8")
     return folder / "suite.yaml"
-
-
-def choice_suite(task, records: list[dict], data: str) -> dict:
-    """A multiple-choice task under the LM defaults' probes and gates."""
-    width = max(len(r["choices"]) for r in records)
-    eval_spec = {"path": data, "label_field": "gold", "gold": "index"}
-    if "continuation" in records[0]:  # multiple_input: each choice is a context; the target is the one continuation
-        eval_spec |= {"choice_contexts": [f"{{choice{k}}}" for k in range(width)], "text_template": "{continuation}"}
-    else:
-        eval_spec |= {"text_field": "context", "choices_field": "choices"}
-    return {"include": "audit:_lm_defaults.yaml",
-            "labels": [chr(ord("A") + k) for k in range(width)] if width <= 26 else [str(k) for k in range(width)],
-            "target_delimiter": task.config.target_delimiter, "data": {"eval": eval_spec},
-            # the defaults' floor sits 5 points above a 4-choice guess; here, 5 points above this task's guess
-            "gates": [{"name": "above-chance", "override": True, "metric": "accuracy.accuracy",
-                       "min": round(1 / width + 0.05, 4), "confidence": 0.95,
-                       "description": f"accuracy clearly above chance (95% Wilson CI above {1 / width + 0.05:.0%}; "
-                                      f"{width} choices)"}]}
-
-
-def running_text_suite(data: str) -> dict:
-    """A loglikelihood_rolling task under the wikitext2 suite's probes and gates (perplexity, KL, membership)."""
-    return {"include": "audit:wikitext2.yaml", "data": {"eval": {"path": data, "text_field": "text"}}}
-
-
-def rolling_record(insts: list) -> dict:
-    """One document of a rolling task: the text lm-eval scores token by token."""
-    (text,) = insts[0].arguments
-    return {"text": text}
-
-
-def record(task, insts: list) -> dict:
-    """One document's requests as audit reads them; anything audit would score differently is refused."""
-    doc = insts[0].doc
-    choices = [str(c) for c in task.doc_to_choice(doc)]
-    gold = task.doc_to_text(doc) if task.multiple_input else task.doc_to_target(doc)
-    if isinstance(gold, str) and not gold.isdigit():
-        gold = choices.index(gold) if gold in choices else -1
-    if isinstance(gold, list) or not 0 <= int(gold) < len(choices):
-        raise AuditError(f"document {insts[0].doc_id}: gold {gold!r} names none of its {len(choices)} choices "
-                         "(or several)", "--benchmark", "audit scores tasks with one gold choice per document")
-    args = [inst.arguments for inst in sorted(insts, key=lambda i: i.idx)]
-    delimiter = task.config.target_delimiter
-    where = f"document {insts[0].doc_id} of the lm-eval task"
-    if task.multiple_input:
-        continuation = args[0][1].removeprefix(delimiter)
-        if any(ctx != choice for (ctx, _), choice in zip(args, choices)) or any(c != args[0][1] for _, c in args):
-            raise AuditError("its per-choice contexts carry a few-shot prefix, which audit's lm-eval: path does not "
-                             "read yet", where, "run it zero-shot (num_fewshot: 0)")
-        return {"choices": choices, **{f"choice{k}": c for k, c in enumerate(choices)}, "continuation": continuation,
-                "gold": int(gold)}
-    context = args[0][0]
-    if any(ctx != context for ctx, _ in args) or [c for _, c in args] != [delimiter + c for c in choices]:
-        raise AuditError("its requests are not one context with each choice after the target delimiter", where,
-                         "audit reads multiple_choice tasks as lm-eval builds them by default")
-    return {"context": context, "choices": choices, "gold": int(gold)}
 
 
 def version_of() -> str:

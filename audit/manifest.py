@@ -25,14 +25,15 @@ def package_versions() -> dict[str, str | None]:
 
 
 def device_info(device) -> dict:
-    if device is None:  # a run without a model (audit contamination)
-        return {"type": "none", "cpu": platform.processor() or platform.machine()}
-    import torch
+    """The torch device the engine ran on and the machine (audit/hardware.py): what every timing depends on."""
+    from audit import hardware
 
-    info = {"type": device.type, "torch_threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine()}
-    if device.type == "cuda":
-        info["name"] = torch.cuda.get_device_name(device)
-    return info
+    if device is None:  # a run without a model (audit contamination)
+        name, _ = hardware.cpuinfo()
+        return {"type": "none", "cpu": name}
+    info = hardware.describe(device)
+    return {"type": device.type, "torch_threads": info["torch_threads"], "cpu": info["cpu"],
+            **({"name": info["gpu"]["name"]} if info["gpu"] else {}), "hardware": info}
 
 
 def file_hashes(paths) -> dict[str, str]:

@@ -78,10 +78,12 @@ class LoadedModel:
     files: tuple[Path, ...] = ()
     hashes: dict[str, str] = field(default_factory=dict)  # file name -> sha256
     gguf: str | None = None
+    dtype: str = "float32"  # what the weights were loaded in (--dtype), and why
+    dtype_reason: str = "float32"
 
     def describe(self) -> dict:
         return {"path": self.source, "kind": self.kind, "fingerprint": self.fingerprint, "labels": list(self.labels),
-                "compression": self.compression}
+                "compression": self.compression, "dtype": self.dtype, "dtype_reason": self.dtype_reason}
 
 
 def model_files(directory: Path, gguf: str | None = None) -> list[Path]:
@@ -271,15 +273,53 @@ def quiet_transformers() -> None:
     disable_progress_bars()
 
 
-def load_model(source: "str | ModelSource", *, allow_unsafe: bool = False) -> LoadedModel:
-    """Load a model (a directory, .gguf file, hub id or inspected source), refusing unsafe formats and
-    weights that do not cover the model (its missing parameters would be random)."""
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def checkpoint_dtype(src: ModelSource) -> str | None:
+    """The dtype the checkpoint's weights are stored in, as its config says (None: unsaid, or a GGUF file)."""
+    stored = src.config.get("dtype") or src.config.get("torch_dtype")
+    return str(stored).removeprefix("torch.") if stored else None
+
+
+def resolve_dtype(src: ModelSource, requested: str, device_type: str, where: str = "--dtype") -> tuple[str, str]:
+    """(the dtype to load the weights in, why). ``auto``: on a GPU the checkpoint's own dtype; on a CPU bfloat16
+    for a bfloat16 or float16 checkpoint where the CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX),
+    else float32 (without native support torch emulates bfloat16, slower than float32). A build whose recipe
+    fixes its dtype (audit compress fp16/bf16) is that dtype: asking for another is bad input."""
+    from audit.hardware import cpuinfo
+
+    fixed = (src.recipe or {}).get("dtype")
+    if fixed:
+        if requested not in ("auto", fixed):
+            raise ModelError(f"the build is {fixed} by its recipe ({src.recipe['method']}), and --dtype asks {requested}",
+                             where, f"drop --dtype, or pass --dtype {fixed}")
+        return fixed, f"its recipe ({src.recipe['method']})"
+    if requested != "auto":
+        return requested, "--dtype"
+    stored = checkpoint_dtype(src)
+    if device_type == "cuda":
+        return (stored, "the checkpoint's dtype") if stored in DTYPES else ("float32", "auto: no dtype in the checkpoint")
+    native = bool({"avx512_bf16", "amx_bf16"} & cpuinfo()[1])
+    if stored in ("bfloat16", "float16") and native:
+        return "bfloat16", f"auto: a {stored} checkpoint on a CPU with native bfloat16"
+    return "float32", (f"auto: a {stored} checkpoint on a CPU without native bfloat16" if stored in ("bfloat16", "float16")
+                       else "auto: a float32 checkpoint" if stored else "auto: the checkpoint states no dtype")
+
+
+def load_model(source: "str | ModelSource", *, allow_unsafe: bool = False,
+               dtype: tuple[str, str] | None = None) -> LoadedModel:
+    """Load a model (a directory, .gguf file, hub id or inspected source) in ``dtype`` (name, why; default
+    float32 or its recipe's), refusing unsafe formats and weights that do not cover the model (its missing
+    parameters would be random)."""
     import torch
     import transformers
 
     quiet_transformers()
     src = source if isinstance(source, ModelSource) else inspect_model(source, allow_unsafe=allow_unsafe)
     recipe = src.recipe
+    if dtype is None:  # loaded directly, not through --dtype: float32 or what the recipe fixes
+        dtype = (recipe["dtype"], f"its recipe ({recipe['method']})") if (recipe or {}).get("dtype") else ("float32", "float32")
     auto = getattr(transformers, AUTO_CLASS[src.kind])
     where = str(src.directory / src.gguf) if src.gguf else str(src.directory)
     # transformers' GGUF reader draws its own progress bar, whatever its logging settings say
@@ -290,8 +330,7 @@ def load_model(source: "str | ModelSource", *, allow_unsafe: bool = False) -> Lo
                                                                    trust_remote_code=allow_unsafe)
             module, info = auto.from_pretrained(
                 src.directory, gguf_file=src.gguf, use_safetensors=None if allow_unsafe or src.gguf else True,
-                trust_remote_code=allow_unsafe, output_loading_info=True,
-                dtype=getattr(torch, recipe["dtype"]) if recipe and recipe.get("dtype") else torch.float32)
+                trust_remote_code=allow_unsafe, output_loading_info=True, dtype=getattr(torch, dtype[0]))
     except Exception as exc:  # transformers raises many types (OSError, ValueError, RuntimeError, ...) for one cause
         raise ModelError(f"cannot load as a {src.kind} ({type(exc).__name__}: {str(exc).splitlines()[0]})", where,
                          f"pass a directory with a {AUTO_CLASS[src.kind].removeprefix('AutoModelFor')} model and its "
@@ -307,7 +346,7 @@ def load_model(source: "str | ModelSource", *, allow_unsafe: bool = False) -> Lo
     limit, why = position_limit(module, tokenizer)
     labels = src.labels if src.kind == CLASSIFIER else ()
     return LoadedModel(src.source, src.directory, src.fingerprint, module, tokenizer, labels, recipe, limit, why,
-                       src.kind, src.files, src.hashes, src.gguf)
+                       src.kind, src.files, src.hashes, src.gguf, dtype[0], dtype[1])
 
 
 def position_limit(module, tokenizer) -> tuple[int, str]:

@@ -27,7 +27,8 @@ from audit.files import check_out_dir
 from audit.metrics import classification
 from audit.scorer import Scorer
 from audit.models import (CAUSAL_LM, CHOICE_POSITIONS, CLASSIFIER, Alignment, ModelSource, align_labels,
-                          check_chat_template, check_tokenizer, inspect_model, load_model)
+                          check_chat_template, check_tokenizer, inspect_model, load_model,
+                          resolve_dtype)
 from audit import lmeval
 from audit.causal_lm import Continuations, n_options
 from audit.suite import CLASSIFICATION, GENERATE, NAME, PERPLEXITY, DataSpec, Suite
@@ -54,6 +55,7 @@ class CheckRequest:
     drop_labels: tuple[str, ...] = ()
     shift_sets: dict[str, str] = field(default_factory=dict)  # --shift-set NAME=PATH
     chat_template: bool = False  # --chat-template: a generate suite's prompts through the tokenizer's template
+    dtype: str = "auto"  # --dtype: what the weights are loaded in (models.resolve_dtype)
     use_cache: bool = True
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
     command: str = "check"  # check | contamination (what `audit verify` re-runs)
@@ -95,6 +97,7 @@ class Plan:
     alignments: dict[str, Alignment]  # role -> how its classes map onto the suite's labels
     engine: Engine | None
     train_files: list[str]  # the files behind --train-data
+    dtypes: dict[str, tuple[str, str]] = field(default_factory=dict)  # role -> (dtype its weights load in, why)
 
 
 def implementation(name: str):
@@ -232,12 +235,15 @@ def prepare(req: CheckRequest, log, with_models: bool = True) -> Plan:
             raise AuditError("the baseline has the same files as the model, so every comparison would be empty",
                              "--baseline", "compare against the uncompressed model the audited one was made from")
     check_out_dir(req.out, {role: s.directory for role, s in sources.items() if not s.gguf})  # a GGUF is one file
+    dtypes = {}
     if with_models:
         max_length = req.engine.max_length or suite.max_length
         engine = Engine(EngineConfig(**{**asdict(req.engine), "max_length": max_length}),
                         PredictionCache.open(warn=log) if req.use_cache else None)
+        dtypes = {role: resolve_dtype(src, req.dtype, engine.device.type,
+                                      "--dtype" if req.dtype != "auto" else src.source) for role, src in sources.items()}
     return Plan(suite, probes, splits, eval_full, eval_full.sample(req.limit, req.seed), sources, alignments, engine,
-                corpora)
+                corpora, dtypes)
 
 
 def alignment(src: ModelSource, suite: Suite, req: CheckRequest, role: str = "model") -> Alignment:
@@ -280,7 +286,8 @@ def load_scorers(plan: Plan, req: CheckRequest, log) -> dict[str, Scorer]:
     scorers = {}
     for role, src in plan.sources.items():
         log(f"loading {role} {src.source}")
-        model = load_model(src, allow_unsafe=req.allow_unsafe)
+        model = load_model(src, allow_unsafe=req.allow_unsafe, dtype=plan.dtypes[role])
+        log(f"{role} weights in {model.dtype} ({model.dtype_reason})")
         check_tokenizer(model, plan.eval.texts)
         task = plan.suite.task
         scorer = scorers[role] = Scorer(plan.engine, model, plan.alignments[role], role, len(plan.suite.labels),

@@ -24,10 +24,13 @@ from audit.generation import AnswerFilter, GenerationSpec, Normalizer
 SUITES_DIR = Path(str(importlib.resources.files("audit.suites")))  # the repository's suites/ folder
 
 TOP_KEYS = {"include", "name", "description", "task", "labels", "target_delimiter", "fewshot", "data", "shift_sets",
-            "text_sets", "prompts", "probes", "gates", "max_length", "inconclusive", "min_samples", "generation"}
+            "text_sets", "prompts", "probes", "gates", "max_length", "inconclusive", "min_samples", "generation",
+            "source", "hardware"}
+SOURCE_KEYS = {"harness": str, "version": str, "task": str, "config_sha256": str, "subtasks": list}
 DATA_KEYS = {"path", "text_field", "text_template", "label_field", "label_map", "columns", "hf_config", "hf_split",
              "description", "sample", "pair_field", "choices_field", "choices_fields", "choices", "gold",
-             "choice_labels_field", "answer", "target_field", "slice_field", "choice_contexts", "label_file"}
+             "choice_labels_field", "answer", "target_field", "slice_field", "choice_contexts", "label_file",
+             "prefix_field"}
 PROMPT_KEYS = {"template", "answer", "description"}
 ANSWERS = ("text", "letter")  # a multiple-choice item's continuations: the choices' texts, or the positions' labels
 CHOICES_SLOT = "choices"  # in a multiple-choice template, {choices} lists the item's choices as "A. text" lines
@@ -84,6 +87,7 @@ class DataSpec:
     slice_field: str | None = None  # a field to slice the long-tail probe by (e.g. an MMLU subject)
     choice_contexts: tuple[str, ...] | None = None  # one context template per choice; the text is what each continues
     label_file: str | None = None  # labels in a file of their own, one per line in row order (PIQA's .lst)
+    prefix_field: str | None = None  # multiple choice: text before the item's context(s), e.g. few-shot examples
 
     @property
     def is_hub(self) -> bool:
@@ -148,6 +152,7 @@ class GateSpec:
     min_samples: int | None = None  # fewer examples behind the metric than this: inconclusive
     severity: str = "fail"
     description: str = ""
+    hardware: str | None = None  # a timing gate: the machines it holds on (text in the hardware's name)
 
     @property
     def probe(self) -> str:
@@ -178,6 +183,7 @@ class Suite:
     text_sets: dict[str, DataSpec] = field(default_factory=dict)  # running text (perplexity, KL) for LM suites
     prompts: dict[str, Prompt] = field(default_factory=dict)  # multiple choice: other prompts for the same items
     fewshot: DataSpec | None = None  # a split that only few-shot examples come from (fixed exemplars)
+    source: dict[str, Any] | None = None  # the harness task definition the suite was built from (lm-eval:)
 
     def prompt(self, name: str | None) -> Prompt:
         """A declared prompt, or (None) the eval split's own."""
@@ -397,15 +403,31 @@ def _build(doc: dict[str, Any], path: Path, files: tuple[Path, ...]) -> Suite:
                   eval=splits["eval"], reference=splits.get("reference"), shift_sets=shift_sets,
                   probes=_probes(doc.get("probes") or {}, task.kind, where), gates=(), max_length=max_length,
                   inconclusive_fails=inconclusive == "fail", raw=doc, task=task, text_sets=text_sets,
-                  prompts=_prompts(doc, task.kind, where), fewshot=splits.get("fewshot"))
+                  prompts=_prompts(doc, task.kind, where), fewshot=splits.get("fewshot"),
+                  source=_source(doc.get("source"), f"{where}: source"))
     params = {p: suite.probe_params(p) for p in suite.probes}  # every parameter value checked here
     gates = doc.get("gates") or []
     if not isinstance(gates, list):
         raise SpecError("'gates' must be a list", f"{where}: gates", "write gates: [{name: ..., metric: ..., max: ...}]")
-    built = tuple(_gate(g, i, params, labels, min_samples, where) for i, g in enumerate(gates))
+    hardware = doc.get("hardware")
+    if hardware is not None and (not isinstance(hardware, str) or not hardware.strip()):
+        raise SpecError("'hardware' must name the machines the suite's timing gates hold on", f"{where}: hardware",
+                        'text found in the CPU or GPU name, e.g. hardware: "EPYC" or hardware: "H100"')
+    built = tuple(_gate(g, i, params, labels, min_samples, where, hardware) for i, g in enumerate(gates))
     if len({g.name for g in built}) != len(built):
         raise SpecError("two gates share a name", f"{where}: gates", "give each gate a unique name")
     return Suite(**{**suite.__dict__, "gates": built})
+
+
+def _source(source: Any, where: str) -> dict[str, Any] | None:
+    """Where a suite built from another harness's task came from: reported, never read for scoring."""
+    if source is None:
+        return None
+    if not isinstance(source, dict) or set(source) != set(SOURCE_KEYS) or \
+            not all(isinstance(source[k], t) for k, t in SOURCE_KEYS.items()):
+        raise SpecError(f"'source' must give {', '.join(SOURCE_KEYS)}", where,
+                        "remove it: audit writes it for lm-eval: benchmarks")
+    return dict(source)
 
 
 def _task(doc: dict, where: str) -> TaskSpec:
@@ -591,7 +613,7 @@ def _data_spec(name: str, spec: Any, labels: tuple[str, ...], task: str, where: 
         if not isinstance(spec.get(key), str) or not spec[key]:
             raise SpecError(f"missing '{key}'", where, f"add {key}: ...")
     task_keys = {MULTIPLE_CHOICE: {"choices_field", "choices_fields", "choices", "gold", "choice_labels_field", "answer",
-                                   "choice_contexts"},
+                                   "choice_contexts", "prefix_field"},
                  LAST_WORD: {"target_field"}, GENERATE: {"target_field"}}
     for key in set().union(*task_keys.values()) - task_keys.get(task, set()):
         if key in spec:
@@ -604,7 +626,7 @@ def _data_spec(name: str, spec: Any, labels: tuple[str, ...], task: str, where: 
                         'e.g. text_field: sentence, or text_template: "{title}. {description}"')
     empty_context = task == MULTIPLE_CHOICE and template == ""  # scored from the BOS token, as lm-eval does
     for key in ("text_field", "text_template", "label_field", "pair_field", "hf_config", "hf_split", "choices_field",
-                "choice_labels_field", "target_field", "slice_field", "label_file"):
+                "choice_labels_field", "target_field", "slice_field", "label_file", "prefix_field"):
         if spec.get(key) is not None and (not isinstance(spec[key], str) or not spec[key]) and \
                 not (key == "text_template" and empty_context):
             raise SpecError(f"'{key}' must be a non-empty string", f"{where}.{key}", f"e.g. {key}: ...")
@@ -613,7 +635,7 @@ def _data_spec(name: str, spec: Any, labels: tuple[str, ...], task: str, where: 
                                                if not (f == CHOICES_SLOT and task == MULTIPLE_CHOICE)]
               if not empty_context else []) + \
         [spec[k] for k in ("label_field", "pair_field", "choices_field", "choice_labels_field", "target_field",
-                           "slice_field") if spec.get(k)] + list(choices.get("choices_fields") or ()) + \
+                           "slice_field", "prefix_field") if spec.get(k)] + list(choices.get("choices_fields") or ()) + \
         [f for c in choices.get("choice_contexts") or () for f in template_fields(c, f"{where}.choice_contexts")]
     if spec.get("label_file") is not None:
         if spec["path"].startswith("hf:") or not Path(spec["label_file"]).is_file():
@@ -653,7 +675,7 @@ def _data_spec(name: str, spec: Any, labels: tuple[str, ...], task: str, where: 
         hf_config=spec.get("hf_config"), hf_split=spec.get("hf_split"), description=str(spec.get("description", "")),
         sample=sample, pair_field=spec.get("pair_field"), columns=columns, text_template=template,
         target_field=spec.get("target_field"), slice_field=spec.get("slice_field"), label_file=spec.get("label_file"),
-        **choices,
+        prefix_field=spec.get("prefix_field"), **choices,
     )
 
 
@@ -707,7 +729,7 @@ def _probes(section: Any, task: str, where: str) -> dict[str, dict[str, Any]]:
 
 
 def _gate(spec: Any, i: int, params: dict[str, dict], labels: tuple[str, ...], min_samples: int | None,
-          where: str) -> GateSpec:
+          where: str, hardware: str | None = None) -> GateSpec:
     here = f"{where}: gates[{i}]"
     if not isinstance(spec, dict):
         raise SpecError("a gate must be a mapping", here, "give name:, metric: and min: or max:")
@@ -755,7 +777,11 @@ def _gate(spec: Any, i: int, params: dict[str, dict], labels: tuple[str, ...], m
         if confidence != level:
             raise SpecError(f"confidence {confidence} differs from the {level} at which probe '{probe_name}' computes "
                             "its intervals", f"{here}.confidence", f"use confidence: {level}, or set the probe's confidence")
+    if declared.varies and severity == "fail" and hardware is None:  # a timing holds on one kind of machine only
+        raise SpecError(f"'{metric}' is a timing, and a blocking gate on it needs the suite to name the hardware it "
+                        "holds on", here, 'add hardware: "<text of the CPU or GPU name>" to the suite, or severity: warn')
     own_min = _positive_int(spec.get("min_samples"), f"{here}.min_samples")
     return GateSpec(name=spec["name"], metric=spec["metric"], severity=severity, confidence=confidence,
                     min_samples=own_min if own_min is not None else min_samples,
-                    description=str(spec.get("description", "")), **{k: float(v) for k, v in bounds.items()})
+                    description=str(spec.get("description", "")), hardware=hardware if declared.varies else None,
+                    **{k: float(v) for k, v in bounds.items()})

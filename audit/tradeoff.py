@@ -11,7 +11,7 @@ def _value(section: dict, name: str, part: str = "metrics"):
     return ((section.get(part) or {}).get(name) or {}).get("value")
 
 
-def line(sections: dict, model: dict | None) -> str | None:
+def line(sections: dict, model: dict | None, baseline: dict | None = None) -> str | None:
     """E.g. "int8: 1.6x throughput, 0.64x weight memory; -1.8 pts accuracy (95% CI -3.2 to -0.2), 5.3% flips,
     ECE -0.004"; None without a baseline (nothing to trade against)."""
     ok = {name: s for name, s in sections.items() if s.get("status") == "ok"}
@@ -20,8 +20,11 @@ def line(sections: dict, model: dict | None) -> str | None:
     gains, costs = [], []
     eff = ok.get("efficiency", {})
     if _value(eff, "speedup") is not None:
-        gains.append(f"{_value(eff, 'speedup'):.2f}x throughput (rounds {_value(eff, 'speedup_min'):.2f}-"
-                     f"{_value(eff, 'speedup_max'):.2f}), {_value(eff, 'latency_speedup'):.2f}x batch-1 latency speed, "
+        ci = eff["metrics"]["speedup"].get("ci")
+        spread = f"{ci[0]:.2f}-{ci[1]:.2f}, {eff['params']['confidence']:.0%} CI" if ci else \
+            f"rounds {_value(eff, 'speedup_min'):.2f}-{_value(eff, 'speedup_max'):.2f}"
+        gains.append(f"{_value(eff, 'speedup'):.2f}x throughput ({spread}, on {eff['details']['hardware']}), "
+                     f"{_value(eff, 'latency_speedup'):.2f}x batch-1 latency speed, "
                      f"{_value(eff, 'weight_memory_ratio'):.2f}x weight memory")
     acc = ok.get("accuracy", {})
     delta = (acc.get("deltas") or {}).get("accuracy")
@@ -37,4 +40,6 @@ def line(sections: dict, model: dict | None) -> str | None:
         costs.append(f"KL {_value(ok['perplexity'], 'kl_mean'):.4f} nats/token, top-1 agreement "
                      f"{_value(ok['perplexity'], 'top1_agreement'):.1%}")
     label = ((model or {}).get("compression") or {}).get("method") or "model"
-    return f"{label}: " + "; ".join(p for p in (", ".join(gains), ", ".join(costs)) if p)
+    dtypes = [(d or {}).get("dtype") for d in (model, baseline)]
+    differ = [f"model in {dtypes[0]}, baseline in {dtypes[1]}"] if None not in dtypes and dtypes[0] != dtypes[1] else []
+    return f"{label}: " + "; ".join(p for p in (", ".join(gains), ", ".join(costs), *differ) if p)

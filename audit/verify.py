@@ -15,6 +15,7 @@ from pathlib import Path
 
 from audit import contract, gates as gates_mod, yamlfile
 from audit.assemble import SCHEMA_VERSION
+from audit.diff import hardware_of
 from audit.files import sha256_file
 from audit.errors import AuditError, did_you_mean
 from audit.suite import GateSpec
@@ -126,7 +127,12 @@ def summarize(original: dict, new: dict, changes: list[dict]) -> dict:
               "new": next((h["status"] for h in new["gates"] if h["name"] == g["name"]), None)} for g in original["gates"]]
     bad = [r for r in rows if r["status"] == "differs"]
     same_environment = environment(original["manifest"]) == environment(new["manifest"])
-    return {"reproduced": original["verdict"] == new["verdict"] and not bad and not changes,
+    # an lm-eval: benchmark is rebuilt from the harness on a re-run: another version or task config is another test
+    source = {"original": original["benchmark"]["source"], "new": new["benchmark"]["source"]}
+    return {"reproduced": original["verdict"] == new["verdict"] and not bad and not changes and
+                          source["original"] == source["new"],
+            "benchmark_source": source | {"same": source["original"] == source["new"]},
+            "hardware": {"original": hardware_of(original), "new": hardware_of(new)},
             "verdict": {"original": original["verdict"], "new": new["verdict"]}, "input_changes": changes,
             "same_environment": same_environment,
             "environment_changes": sorted(k for k, v in environment(original["manifest"]).items()

@@ -1,14 +1,20 @@
-"""Efficiency probe: exact counting on models with known sizes; timing output checked for structure only."""
+"""Efficiency probe: exact counting on models with known sizes; timing output checked for structure only; a
+speedup's interval against a reference, and its gate deciding on the interval and the hardware."""
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings, strategies as st
 
+from audit import gates, hardware
 from audit.footprint import count_parameters
-from test_cli import run
+from audit.metrics.stats import ratio_interval
+from audit.suite import GateSpec
+from test_cli import assert_bad_input, run
 
 
 def two_layer():
@@ -42,9 +48,10 @@ def test_counts_what_torchao_weights_really_hold():
 @pytest.fixture
 def efficiency_suite(tiny_suite):
     text = tiny_suite.read_text().replace("  comparison: {}\n", """  comparison: {}
-  efficiency: {latency_sample: 5, throughput_sample: 32, warmup: 2, rounds: 2}
-""").replace("gates:\n", "gates:\n  - {name: min-speedup, metric: efficiency.speedup, min: 1000.0}\n")
-    tiny_suite.write_text(text)
+  efficiency: {latency_sample: 5, throughput_sample: 32, warmup: 2, rounds: 3}
+""").replace("gates:\n", "gates:\n  - {name: min-speedup, metric: efficiency.speedup, min: 1000.0, confidence: 0.95}\n")
+    # a blocking gate on a timing names the machines it holds on: this one's CPU
+    tiny_suite.write_text(f"hardware: {json.dumps(hardware.cpuinfo()[0])}\n" + text)
     return tiny_suite
 
 
@@ -67,12 +74,20 @@ def test_efficiency_report_structure_and_tradeoff_line(efficiency_suite, tiny_be
         assert x["energy_j_per_1k"] is None and x["peak_gpu_bytes"] is None and x["peak_rss_bytes"] > 0
     assert eff["metrics"]["energy_j_per_1k"]["note"].startswith("not measured") and eff["metrics"]["speedup"]["n"] == eff["details"]["throughput_n"]
     assert m["speedup_min"] <= m["speedup"] <= m["speedup_max"]
-    assert len(eff["details"]["throughput_seconds"]["model"]) == 2
+    rounds = eff["details"]["speedup_rounds"]
+    assert len(rounds) == len(eff["details"]["throughput_seconds"]["model"]) == 3
+    assert m["speedup"] == pytest.approx(np.exp(np.mean(np.log(rounds))))  # the geometric mean of the rounds
+    ci = eff["metrics"]["speedup"]["ci"]
+    assert ci[0] <= m["speedup"] <= ci[1] and eff["metrics"]["latency_speedup"]["ci"] is not None
+    info = report["manifest"]["device"]["hardware"]
+    assert info["cpu"] == hardware.cpuinfo()[0] and set(info["cpu_features"]) <= set(hardware.FEATURES)
+    assert eff["details"]["hardware"] == hardware.label(info) and info["cpu"] in eff["details"]["hardware"]
     assert eff["details"]["energy"]["model"].startswith("not measured")
     gate = report["gates"][0]
     assert gate["name"] == "min-speedup" and gate["status"] == "fail" and result.exit_code == 1
     line = report["summary"]["tradeoff"]
     assert line.startswith("prune: ") and "x throughput" in line and "pts accuracy" in line and "flips" in line
+    assert f"95% CI, on {eff['details']['hardware']}" in line
 
 
 def test_speedup_gate_is_skipped_without_a_baseline(efficiency_suite, tiny_bert, tmp_path):
@@ -82,3 +97,40 @@ def test_speedup_gate_is_skipped_without_a_baseline(efficiency_suite, tiny_bert,
     assert report["gates"][0]["status"] == "skipped" and "needs --baseline" in report["gates"][0]["message"]
     assert "speedup" not in report["probes"]["efficiency"]["metrics"] and report["summary"]["tradeoff"] is None
     assert result.exit_code == 0, result.output
+
+
+def test_a_blocking_gate_on_a_timing_needs_the_suite_to_name_its_hardware(efficiency_suite, tmp_path):
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("\n".join(efficiency_suite.read_text().splitlines()[1:]) + "\n")  # no hardware: line
+    assert_bad_input(run("validate", plain), tmp_path / "out", "is a timing", "hardware:")
+    plain.write_text(plain.read_text().replace("confidence: 0.95}", "confidence: 0.95, severity: warn}"))
+    assert run("validate", plain).exit_code == 0
+
+
+SPEEDUP = {"status": "ok", "metrics": {"speedup": {"value": 1.02, "ci": [0.9, 1.1], "n": 64}},
+           "details": {"hardware": "AMD EPYC (avx2, fma; 2 threads)"}}
+
+
+@pytest.mark.parametrize("gate, status, message", [
+    (GateSpec("s", "efficiency.speedup", min=1.0, confidence=0.95, hardware="EPYC"), "inconclusive", "straddles"),
+    (GateSpec("s", "efficiency.speedup", min=0.5, confidence=0.95, hardware="EPYC"), "pass", "within"),
+    (GateSpec("s", "efficiency.speedup", min=1.2, confidence=0.95, hardware="epyc"), "fail", "violates"),
+    (GateSpec("s", "efficiency.speedup", min=0.5, confidence=0.95, hardware="Xeon"), "inconclusive",
+     "was timed on AMD EPYC (avx2, fma; 2 threads), and this gate holds on hardware 'Xeon'"),
+])
+def test_a_speedup_gate_decides_on_its_interval_and_its_hardware(gate, status, message):
+    result = gates.evaluate(gate, {"efficiency": SPEEDUP})
+    assert result["status"] == status and message in result["message"]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(0.2, 5.0), min_size=2, max_size=12), st.sampled_from([0.8, 0.9, 0.95, 0.99]))
+def test_the_speedup_interval_is_a_t_interval_on_the_log_ratios(ratios, confidence):
+    from scipy import stats
+
+    logs = np.log(ratios)
+    value, (lo, hi) = ratio_interval(ratios, confidence)
+    scale = stats.sem(logs) if logs.std() > 0 else 0.0
+    ref = stats.t.interval(confidence, len(logs) - 1, loc=logs.mean(), scale=scale) if scale else (logs.mean(),) * 2
+    assert value == pytest.approx(np.exp(logs.mean())) and (lo, hi) == pytest.approx(tuple(np.exp(ref)), rel=1e-9)
+    assert ratio_interval(ratios[:1], confidence)[1] is None

@@ -19,7 +19,7 @@ from audit.suite import MULTIPLE_CHOICE, DataSpec, TaskSpec
 from audit.verify import schema
 from conftest import sst2_rows
 from test_causal_lm import reference_scores
-from test_cli import run
+from test_cli import assert_bad_input, run
 
 ROWS = sst2_rows(64)
 CHOICES = ["good film", "bad film", "maybe"]
@@ -242,3 +242,55 @@ def test_a_gguf_that_reads_but_holds_no_model_is_bad_input(lm_suites, tmp_path):
     result = run("check", path, "-b", lm_suites / "mc.yaml", "--out", out)
     assert result.exit_code == 2 and "empty.gguf" in result.output and "cannot load as a causal-lm" in result.output
     assert not out.exists()
+
+
+@pytest.mark.parametrize("stored, device, flags, requested, want", [
+    ("bfloat16", "cuda", set(), "auto", "bfloat16"),
+    ("float16", "cuda", set(), "auto", "float16"),
+    (None, "cuda", set(), "auto", "float32"),
+    ("bfloat16", "cpu", {"avx512_bf16"}, "auto", "bfloat16"),
+    ("bfloat16", "cpu", {"amx_bf16"}, "auto", "bfloat16"),
+    ("bfloat16", "cpu", {"avx2", "avx512f"}, "auto", "float32"),  # emulated bfloat16 is slower than float32
+    ("float32", "cpu", {"amx_bf16"}, "auto", "float32"),  # a float32 checkpoint runs as it ships
+    ("float32", "cpu", set(), "bfloat16", "bfloat16"),
+])
+def test_dtype_auto_picks_the_checkpoints_own_on_a_gpu_and_native_bfloat16_on_a_cpu(monkeypatch, tiny_llama, stored,
+                                                                                       device, flags, requested, want):
+    from audit import hardware
+    from audit.models import inspect_model, resolve_dtype
+
+    src = inspect_model(str(tiny_llama))
+    src.config.pop("torch_dtype", None)
+    src.config["dtype"] = stored
+    monkeypatch.setattr(hardware, "cpuinfo", lambda: ("a CPU", flags))
+    dtype, why = resolve_dtype(src, requested, device)
+    assert dtype == want and why
+
+
+def test_dtype_loads_the_weights_so_and_a_report_says_when_the_two_differ(lm_suites, tiny_llama, tiny_llama_other,
+                                                                           tmp_path):
+    from audit.compress import compress
+
+    out = tmp_path / "out"
+    result = run("check", tiny_llama, "--baseline", tiny_llama_other, "-b", lm_suites / "mc.yaml", "--out", out,
+                 "--probes", "accuracy,comparison", "--dtype", "bfloat16")
+    assert result.exit_code in (0, 1), result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["model"]["dtype"] == report["baseline"]["dtype"] == "bfloat16"
+    assert report["model"]["dtype_reason"] == "--dtype" and "baseline in" not in report["summary"]["tradeoff"]
+    half = tmp_path / "bf16"
+    compress(load_model(str(tiny_llama)), "bf16", half)
+    assert load_model(str(half)).module.dtype == torch.bfloat16
+    result = run("check", half, "--baseline", tiny_llama, "-b", lm_suites / "mc.yaml", "--out", out / "2",
+                 "--probes", "accuracy,comparison")
+    report = json.loads((out / "2" / "report.json").read_text())
+    assert (report["model"]["dtype"], report["baseline"]["dtype"]) == ("bfloat16", "float32")
+    assert report["summary"]["tradeoff"].endswith("; model in bfloat16, baseline in float32")
+    # a cached float32 score is never read back as the same files' bfloat16 score: the dtype is in the cache key
+    from audit.engine import Engine, EngineConfig
+
+    engine = Engine(EngineConfig(device="cpu"))
+    as32, as16 = (load_model(str(tiny_llama), dtype=(d, "test")) for d in ("float32", "bfloat16"))
+    assert as16.module.dtype == torch.bfloat16 and engine.cache_key(as32) != engine.cache_key(as16)
+    assert_bad_input(run("check", half, "-b", lm_suites / "mc.yaml", "--out", out / "3", "--dtype", "float32"),
+                     out / "3", "is bfloat16 by its recipe (bf16)", "--dtype")

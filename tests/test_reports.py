@@ -216,6 +216,11 @@ def test_diff_reports_gate_and_metric_changes(audited, tmp_path):
     assert run("diff", out / "report.json", tmp_path / "new.json", "--fail-on-regression").exit_code == 1
     same = run("diff", out / "report.json", out / "report.json")
     assert same.exit_code == 0 and "gates: no status changed" in same.output and "metrics: none changed" in same.output
+    assert "hardware differs" not in same.output and d["hardware"]["same"]
+    new["manifest"]["device"]["hardware"] |= {"cpu": "Intel Xeon Platinum 8480+", "cpu_features": ["avx512_vnni", "amx_int8"]}
+    (tmp_path / "elsewhere.json").write_text(json.dumps(new))
+    other = run("diff", out / "report.json", tmp_path / "elsewhere.json")
+    assert "hardware differs: " in other.output and "-> Intel Xeon Platinum 8480+ (avx512_vnni, amx_int8; " in other.output
 
 
 def test_verify_and_diff_reject_a_file_that_is_not_a_report(tmp_path):

@@ -17,6 +17,17 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     return float(ci.low), float(ci.high)
 
 
+def ratio_interval(ratios, confidence: float = 0.95) -> tuple[float, tuple[float, float] | None]:
+    """(geometric mean, its t-interval) of paired timing ratios, one per alternated round: a speedup is
+    multiplicative, so the interval is Student's t on the log ratios, back-transformed. None: one round."""
+    logs = np.log(np.asarray(ratios, dtype=np.float64))
+    centre = float(logs.mean())
+    if len(logs) < 2:
+        return float(np.exp(centre)), None
+    half = float(stats.t.ppf(0.5 + confidence / 2, len(logs) - 1) * logs.std(ddof=1) / np.sqrt(len(logs)))
+    return float(np.exp(centre)), (float(np.exp(centre - half)), float(np.exp(centre + half)))
+
+
 def fisher_exact_p(correct_a: int, n_a: int, correct_b: int, n_b: int) -> float:
     """Two-sided Fisher's exact test that two groups have the same accuracy; nan if a group is empty."""
     if n_a == 0 or n_b == 0:

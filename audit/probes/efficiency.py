@@ -7,15 +7,16 @@ timed in alternating order; and energy where NVML can measure it."""
 from __future__ import annotations
 
 import dataclasses
-import platform
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
+from audit import hardware
 from audit.context import ProbeContext, ProbeResult
 from audit.contract import Estimate
+from audit.metrics.stats import ratio_interval
 from audit.causal_lm import ChoiceContexts, Continuations
 from audit.engine import Engine
 from audit.generation import Query
@@ -32,6 +33,7 @@ SPEC = {
         "warmup": {"type": "int", "default": 5, "min": 0},
         "rounds": {"type": "int", "default": 3, "min": 1, "max": 100},
         "max_new_tokens": {"type": "int", "default": None, "min": 1, "nullable": True},
+        "confidence": {"type": "float", "default": 0.95, "above": 0, "below": 1},
     },
     "metrics": {
         "params": {"better": "lower"},
@@ -49,10 +51,10 @@ SPEC = {
         "prefill_tokens_per_s": {"varies": True},
         "decode_tokens_per_s": {"varies": True},
         "energy_j_per_1k": {"better": "lower", "varies": True},
-        "speedup": {"vs_baseline": True, "varies": True},
+        "speedup": {"vs_baseline": True, "varies": True, "ci": True},
         "speedup_min": {"vs_baseline": True, "varies": True},
         "speedup_max": {"vs_baseline": True, "varies": True},
-        "latency_speedup": {"vs_baseline": True, "varies": True},
+        "latency_speedup": {"vs_baseline": True, "varies": True, "ci": True},
         "weight_memory_ratio": {"better": "lower", "vs_baseline": True},
         "disk_ratio": {"better": "lower", "vs_baseline": True},
     },
@@ -60,7 +62,7 @@ SPEC = {
 
 
 def run(ctx: ProbeContext, *, latency_sample: int, throughput_sample: int, warmup: int, rounds: int,
-        max_new_tokens: int | None) -> ProbeResult:
+        max_new_tokens: int | None, confidence: float) -> ProbeResult:
     import torch
 
     if max_new_tokens is not None and ctx.suite.task.kind != GENERATE:
@@ -82,6 +84,7 @@ def run(ctx: ProbeContext, *, latency_sample: int, throughput_sample: int, warmu
     details = {"rounds": rounds, "order": "alternating (A B, B A, ...)", "latency_n": len(latency_texts),
                "throughput_n": len(batch_texts), "threads": torch.get_num_threads(), "torch": torch.__version__,
                "devices": {role: run.describe() for role, run in runs.items()},
+               "hardware": hardware.label(hardware.describe(next(iter(runs.values())).device)),
                "weight_bytes_by_dtype": {role: run.footprint["weight_bytes_by_dtype"] for role, run in runs.items()},
                "throughput_seconds": {role: run.batch_seconds for role, run in runs.items()},
                "peak_rss_note": "process-wide peak while this model ran (every loaded model counts)",
@@ -90,16 +93,25 @@ def run(ctx: ProbeContext, *, latency_sample: int, throughput_sample: int, warmu
         return ProbeResult(model, details=details)
     base = metrics["baseline"]
     ratios = np.array(runs["baseline"].batch_seconds) / np.array(runs["model"].batch_seconds)
+    latency_ratios = [np.median(b) / np.median(m) for b, m in zip(runs["baseline"].round_latencies(),
+                                                                  runs["model"].round_latencies())]
     if ctx.model.model.compression and model["disk_bytes"] == base["disk_bytes"]:
         details["disk_note"] = "the compressed directory stores the base weights plus a recipe (audit compress)"
-    n = len(batch_texts)
-    model |= {"speedup": Estimate(float(np.median(ratios)), n=n), "speedup_min": float(ratios.min()),
-              "speedup_max": float(ratios.max()),
-              "latency_speedup": Estimate(base["latency_p50_ms"] / model["latency_p50_ms"], n=len(latency_texts)),
+    details["speedup_rounds"] = ratios.tolist()
+    speedup, latency_speedup = (timing_estimate(r, confidence, n) for r, n in
+                                ((ratios, len(batch_texts)), (latency_ratios, len(latency_texts))))
+    model |= {"speedup": speedup, "speedup_min": float(ratios.min()), "speedup_max": float(ratios.max()),
+              "latency_speedup": latency_speedup,
               "weight_memory_ratio": model["weight_bytes"] / base["weight_bytes"],
               "disk_ratio": model["disk_bytes"] / base["disk_bytes"] if base["disk_bytes"]
               else Estimate(None, note="the baseline has no weight files on disk")}
     return ProbeResult(model, base, details)
+
+
+def timing_estimate(ratios, confidence: float, n: int) -> Estimate:
+    """A speedup over the alternated rounds: their geometric mean and its t-interval (none from one round)."""
+    value, ci = ratio_interval(ratios, confidence)
+    return Estimate(value, ci, n=n, note=None if ci else "one timing round gives no interval (raise rounds)")
 
 
 class Runner:
@@ -140,7 +152,7 @@ class Runner:
     def describe(self) -> dict:
         import torch
 
-        name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else cpu_name()
+        name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else hardware.cpuinfo()[0]
         rows, tokens = self.engine.batching(self.device, self.model.kind)
         return {"type": self.device.type, "name": name, "batch_rows": rows, "batch_tokens": tokens}
 
@@ -148,6 +160,11 @@ class Runner:
         for item in single:
             self.score([item])
         self.score(batch)
+
+    def round_latencies(self) -> list[list[float]]:
+        """The batch-1 latencies, one list per round."""
+        per = len(self.latencies) // max(len(self.batch_seconds), 1)
+        return [self.latencies[i * per:(i + 1) * per] for i in range(len(self.batch_seconds))]
 
     def time_round(self, single: list, batch: list) -> None:
         for item in single:
@@ -208,16 +225,6 @@ class Runner:
                 "throughput_items_per_s": len(batch) / seconds, "throughput_tokens_per_s": self.batch_tokens / seconds,
                 "energy_j_per_1k": 1000 * float(np.median(self.joules)) / len(batch) if self.joules
                 else Estimate(None, note=self.energy_note)} | self.phase_metrics()
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 class Sampler:
