@@ -45,8 +45,7 @@ def load(benchmark: str, allow_unsafe: bool = False) -> Suite:
         raise AuditError("names no task", "--benchmark", "e.g. --benchmark lm-eval:arc_easy or lm-eval:my_task.yaml")
     path = Path(name) if name.endswith((".yaml", ".yml")) else None
     group = group_name(path, allow_unsafe) if path is not None else None
-    title, leaves, groups = build_tasks(name, path, group)
-    return load_suite(str(materialize(title, leaves, groups)))
+    return load_suite(str(materialize(*build_tasks(name, path, group))))
 
 
 def _yaml(file: Path) -> dict:
@@ -97,9 +96,9 @@ def check_task_file(path: Path, allow_unsafe: bool) -> None:
             todo.append(target if target.is_absolute() else file.parent / target)
 
 
-def build_tasks(name: str, path: Path | None, group: str | None) -> tuple[str, list, list]:
+def build_tasks(name: str, path: Path | None, group: str | None) -> tuple[str, list, list, object]:
     """(the task or group's name, its [(task name, task)] leaves with their requests built (rank 0 of 1,
-    the whole split), the groups' configs). A file is loaded by its path; a group file by its name, from
+    the whole split), the groups' configs, their translation). A file is loaded by its path; a group file by its name, from
     its own folder (lm-eval 0.4.13 cannot load a group by path)."""
     from lm_eval.defaults import DEFAULT_OTHER_SEED
     from lm_eval.tasks import TaskManager, get_task_dict
@@ -118,13 +117,13 @@ def build_tasks(name: str, path: Path | None, group: str | None) -> tuple[str, l
     if not leaves:
         raise AuditError(f"'{name}' holds no task", "--benchmark", "name a task or a group of tasks")
     title = group or (groups[0].group_name if groups else name if len(leaves) > 1 else leaves[0][0])
-    check_group(title, leaves, groups)
+    kind = check_group(title, leaves, groups)
     for _, task in leaves:  # prepared as lm-eval's simple_evaluate prepares a task by default
         if task.get_config("num_fewshot") is None:
             task.set_config(key="num_fewshot", value=0)
         task.set_fewshot_seed(seed=DEFAULT_OTHER_SEED)  # its few-shot examples drawn as lm-eval draws them
         task.build_all_requests(limit=None, rank=0, world_size=1)
-    return title, leaves, groups
+    return title, leaves, groups, kind
 
 
 def flatten(tasks: dict, leaves: list, groups: list) -> None:
@@ -139,15 +138,14 @@ def flatten(tasks: dict, leaves: list, groups: list) -> None:
             flatten(value, leaves, groups)
 
 
-def check_group(title: str, leaves: list, groups: list) -> None:
+def check_group(title: str, leaves: list, groups: list):
     """The subtasks of one report share what the suite holds once (output type, delimiter, generation
     settings); audit's accuracy is over every document, so a group whose score averages its subtasks
     unweighted is refused rather than reported as if it were that score."""
-    for task_name, task in leaves:
-        translation(task, task_name)
     first_name, first = leaves[0]
     kind = translation(first, first_name)
     for task_name, task in leaves[1:]:
+        translation(task, task_name)
         if task.OUTPUT_TYPE != first.OUTPUT_TYPE or kind.shape(task, task_name) != kind.shape(first, first_name):
             raise AuditError(f"its subtasks '{first_name}' and '{task_name}' are scored differently (output type, "
                              "target delimiter or generation settings), and one audit report scores them one way",
@@ -158,15 +156,14 @@ def check_group(title: str, leaves: list, groups: list) -> None:
                 raise AuditError(f"group '{group.group_name}' averages its subtasks' {agg['metric']} unweighted; audit's "
                                  "accuracy is over all documents (its per-subtask accuracy is in the long-tail slices)",
                                  "--benchmark", f"audit the subtasks one at a time, or a group with weight_by_size: true")
+    return kind
 
 
-def materialize(title: str, leaves: list, groups: list) -> Path:
+def materialize(title: str, leaves: list, groups: list, kind) -> Path:
     """The documents as JSON lines and a suite YAML over them, in the cache folder under the hash of
     lm-eval's version, the tasks' configs and their requests."""
     from audit.cache import cache_dir
 
-    first_name, first = leaves[0]
-    kind = translation(first, first_name)
     records = []
     for task_name, task in leaves:
         by_doc: dict[int, list] = {}
