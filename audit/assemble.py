@@ -9,7 +9,7 @@ from dataclasses import asdict
 
 from audit import gates as gates_mod, manifest, tradeoff
 
-SCHEMA_VERSION = "2.2"
+SCHEMA_VERSION = "2.3"
 
 
 def report(*, req, plan, ctx, sections: dict, gates: list[dict], chance: float | None = None,

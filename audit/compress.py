@@ -14,6 +14,7 @@ from pathlib import Path
 from audit.errors import AuditError, ModelError
 from audit.files import check_out_dir, new_directory
 from audit.models import LoadedModel, ModelSource, file_hashes, inspect_model, model_files
+from audit.quantized import DEQUANTIZED
 from audit.recipes import LAYERS, QUANTIZED, QUANTIZER, RECIPE_FILE
 
 METHODS = (*QUANTIZED, "fp16", "bf16", "prune:<fraction>")
@@ -88,7 +89,7 @@ def compress(model: LoadedModel, method: str, out: Path, overwrite: bool = False
     import torch
 
     recipe = parse_method(method)
-    if model.compression:
+    if model.compression and model.compression.get("runs") != DEQUANTIZED:  # a GGUF file loads as float weights
         raise AuditError(f"the model is already compressed ({model.compression['method']})", model.source,
                          "compress the uncompressed base model instead")
     check_compress_out(out, model, overwrite)

@@ -108,5 +108,11 @@ class ProbeContext:
         return own + expand(self.train_data, text_field)
 
     def for_both(self, measure: Callable[["Scorer"], dict]) -> ProbeResult:
-        """Run a per-model measurement on the model and, when given, the baseline."""
-        return ProbeResult(measure(self.model), measure(self.baseline) if self.baseline else None)
+        """Run a per-model measurement on the model and, when given, the baseline: the one whose weights are in
+        memory first, so the other loads at most once (audit/residency.py)."""
+        if self.baseline is None:
+            return ProbeResult(measure(self.model))
+        if getattr(self.baseline, "resident", False) and not getattr(self.model, "resident", True):
+            base = measure(self.baseline)
+            return ProbeResult(measure(self.model), base)
+        return ProbeResult(measure(self.model), measure(self.baseline))

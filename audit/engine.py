@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from audit import causal_lm, decoding, generation, head
+from audit import causal_lm, decoding, generation, head, rolling, spill
 from audit.cache import PredictionCache
 from audit.causal_lm import ChoiceContexts, Continuations
 from audit.generation import GenerationSpec
@@ -156,7 +156,7 @@ class Engine:
         """Per text, the log-likelihood of each of its tokens (its first ``max_tokens``; rolling windows of the
         engine's max length)."""
         return self._cached(model, list(texts), lambda t: f"rolling\0{max_tokens}\0{t}",
-                            lambda todo: [r[0] for r in self._rolling(model, todo, None, max_tokens, desc)])
+                            lambda todo: [r[0] for r in self._rolling(model, todo, max_tokens, desc, rolling.Target())])
 
     def token_stats(self, model: LoadedModel, texts: Sequence[str], max_tokens: int | None = None,
                     desc: str = "scoring") -> list[np.ndarray]:
@@ -164,7 +164,7 @@ class Engine:
         the log-likelihood over the model's whole next-token distribution there (what Min-K%++ normalizes by)."""
         rows = self._cached(model, list(texts), lambda t: f"stats\0{max_tokens}\0{t}",
                             lambda todo: [np.stack(r, axis=1).reshape(-1)
-                                          for r in self._rolling(model, todo, None, max_tokens, desc, stats=True)])
+                                          for r in self._rolling(model, todo, max_tokens, desc, rolling.Stats())])
         return [r.reshape(-1, 3) for r in rows]
 
     def generate(self, model: LoadedModel, prompts: Sequence[str], spec: GenerationSpec, special_tokens: bool = True,
@@ -181,8 +181,9 @@ class Engine:
                               desc: str = "comparing generations") -> list[np.ndarray]:
         """Per prompt, an array (tokens, 2) along the reference's own continuation, teacher-forced: the KL divergence
         KL(reference || model) of the two next-token distributions at each of its tokens (nats), and whether the
-        model's top token is the reference's. Both models must share a tokenizer; shared prompt prefixes are
-        encoded once per model. Not cached (it needs both models)."""
+        model's top token is the reference's. Both models must share a tokenizer. The reference runs first, its
+        log-probabilities kept on disk (audit/spill.py), then the model; shared prompt prefixes are encoded once
+        per model. Not cached (it needs both models)."""
         import torch
 
         self._same_tokenizer(model, reference)
@@ -192,38 +193,48 @@ class Engine:
         full = model.tokenizer(list(prompts), add_special_tokens=special_tokens)["input_ids"]
         ids = [x[-r:] for x, r in zip(full, room)]
         out = [np.zeros((len(c), 2), np.float32) for c in conts]
-        modules = [self._module(m)[0] for m in (model, reference)]
-        device = self.device
+        spill.check_room(sum(map(len, conts)), reference.config.vocab_size)
+        with spill.Spill() as kept:
+            self._along(reference, ids, conts, kept.write)
+
+            def compare(i, lp):
+                ref = torch.from_numpy(kept.read(i))
+                out[i] = np.stack([rolling.kl(ref, lp).numpy(),
+                                   (lp.argmax(dim=-1) == torch.tensor(conts[i])).float().numpy()], axis=1)
+
+            self._along(model, ids, conts, compare)
+        self.stats.seconds += time.perf_counter() - started
+        return out
+
+    def _along(self, model: LoadedModel, ids: list[list[int]], conts: list[list[int]], consume: Callable) -> None:
+        """Teacher-force each prompt's continuation: ``consume(i, log-probabilities)`` gets, for prompt i, the
+        model's next-token log-probabilities (tokens x vocabulary) at the positions that predict its tokens."""
+        import torch
+
+        module, device = self._module(model)
         todo = [i for i, c in enumerate(conts) if c]
         rows, tokens = self.batching(device, model.kind)
-        vocab = len(model.tokenizer)
+        vocab = model.config.vocab_size
+        pad = model.tokenizer.pad_token_id or 0
         with torch.inference_mode():
             for shared, members in generation.prefix_groups([ids[i] for i in todo]):
                 members = [todo[m] for m in members]
-                caches = [decoding.encode_prefix(m, ids[members[0]][:shared], device) for m in modules]
+                cache = decoding.encode_prefix(module, ids[members[0]][:shared], device)
                 lengths = np.array([len(ids[i]) - shared + len(conts[i]) for i in members], dtype=np.int64)
                 longest = max(len(conts[i]) for i in members) + 1
-                # the kept logits are rows x positions x vocabulary per model: at most LOGIT_BUDGET floats
+                # the kept logits are rows x positions x vocabulary: at most LOGIT_BUDGET floats
                 budget_rows = max(1, min(rows, LOGIT_BUDGET // (longest * vocab)))
                 for batch in length_batches(lengths, budget_rows, tokens):
                     group = [members[b] for b in batch]
                     keep = max(len(conts[i]) for i in group) + 1
                     seqs = [ids[i][shared:] + conts[i] for i in group]
-                    pad = model.tokenizer.pad_token_id or 0
-                    lp, lr = (torch.log_softmax(self._check_finite(
-                        decoding.prefill(m, c, shared, seqs, pad, keep, device)[0].float(), src), dim=-1)
-                        for m, c, src in zip(modules, caches, (model, reference)))
+                    logits = decoding.prefill(module, cache, shared, seqs, pad, keep, device)[0].float()
+                    lp = torch.log_softmax(self._check_finite(logits, model), dim=-1).cpu()
                     for row, i in enumerate(group):
                         n = len(conts[i])
-                        at = slice(keep - n - 1, keep - 1)  # the positions that predict the continuation's tokens
-                        mine, ref = lp[row, at], lr[row, at]
-                        kl = (ref.exp() * (ref - mine)).sum(dim=-1)
-                        agree = (mine.argmax(dim=-1) == torch.tensor(conts[i], device=device)).float()
-                        out[i] = torch.stack([kl, agree], dim=1).cpu().numpy().astype(np.float32)
+                        consume(i, lp[row, keep - n - 1:keep - 1])  # the positions that predict its tokens
                     self.stats.batches += 1
-                    self.stats.tokens += 2 * int(sum(len(q) for q in seqs))
-        self.stats.seconds += time.perf_counter() - started
-        return out
+                    self.stats.tokens += int(sum(len(q) for q in seqs))
 
     def _same_tokenizer(self, model: LoadedModel, reference: LoadedModel) -> None:
         if reference.tokenizer.get_vocab() != model.tokenizer.get_vocab():
@@ -234,10 +245,17 @@ class Engine:
                          max_tokens: int | None = None, desc: str = "comparing") -> list[np.ndarray]:
         """Per text, an array (tokens, 4): the model's and the reference's log-likelihood of each token, the
         KL divergence KL(reference || model) of their next-token distributions there (nats), and whether
-        their top-1 tokens agree. Both models must share a tokenizer. Not cached (it needs both models)."""
+        their top-1 tokens agree. Both models must share a tokenizer. The reference runs first, its
+        log-probabilities kept on disk (audit/spill.py), then the model. Not cached (it needs both models)."""
         self._same_tokenizer(model, reference)
         started = time.perf_counter()
-        out = [np.stack(r, axis=1) for r in self._rolling(model, list(texts), reference, max_tokens, desc)]
+        texts = list(texts)
+        spill.check_room(sum(len(w[0]) for _, w in self._windows(reference, texts, max_tokens)),
+                         reference.config.vocab_size)
+        with spill.Spill() as kept:
+            theirs = self._rolling(reference, texts, max_tokens, f"{desc}: baseline", rolling.Keeping(kept))
+            joint = self._rolling(model, texts, max_tokens, desc, rolling.Against(kept))
+        out = [np.stack([m[0], t[0], m[1], (m[2] == t[1]).astype(np.float32)], axis=1) for m, t in zip(joint, theirs)]
         self.stats.seconds += time.perf_counter() - started
         return out
 
@@ -281,15 +299,13 @@ class Engine:
                 pass
         return module, device
 
-    def _run_batches(self, model: LoadedModel, lengths: np.ndarray, build: Callable, read: Callable, desc: str,
-                     reference: LoadedModel | None = None) -> None:
-        """Run ``build(indices) -> model inputs`` through the model (and the reference) batch by batch, check
-        the logits, and hand them to ``read(indices, logits[, reference logits])``."""
+    def _run_batches(self, model: LoadedModel, lengths: np.ndarray, build: Callable, read: Callable, desc: str) -> None:
+        """Run ``build(indices) -> model inputs`` through the model batch by batch, check the logits, and hand
+        them to ``read(indices, logits)``."""
         import torch
         from tqdm.auto import tqdm
 
         module, device = self._module(model)
-        ref_module = self._module(reference)[0] if reference is not None else None
         autocast = torch.autocast("cuda", dtype=self.compute_dtype()) if device.type == "cuda" \
             else torch.autocast("cpu", enabled=False)
         with torch.inference_mode(), autocast:
@@ -298,9 +314,7 @@ class Engine:
                 inputs = build(idx)
                 gather = inputs.pop(GATHER, None)
                 inputs = {k: v.to(device, non_blocking=True) for k, v in inputs.items()}
-                outputs = [self._logits(m, src, inputs, gather) for m, src in ((module, model), (ref_module, reference))
-                           if m]
-                read(idx, *outputs)
+                read(idx, self._logits(module, model, inputs, gather))
                 self.stats.batches += 1
                 self.stats.tokens += int(lengths[idx].sum())
         self.stats.computed += len(lengths)
@@ -311,12 +325,17 @@ class Engine:
 
         if self.device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return next(model.module.parameters()).dtype if model is not None else torch.float32
+        return getattr(torch, model.dtype) if model is not None else torch.float32
 
     def _logits(self, module, model: LoadedModel, inputs: dict, gather=None):
-        """The batch's logits; with ``gather`` (head.Positions), only the scores of those positions' tokens."""
+        """The batch's logits; with ``gather`` (head.Positions), only the scores of those positions' tokens; with
+        head.ALL, ``logits(row, positions)`` (each slice checked)."""
         if gather is None:
             return self._check_finite(module(**inputs).logits.float(), model)
+        if isinstance(gather, str) and gather == head.ALL:
+            logits, plain = head.every_position(module, inputs, self._plain_head.get(model.fingerprint))
+            self._plain_head[model.fingerprint] = plain
+            return lambda row, s: self._check_finite(logits(row, s).float(), model)
         check = lambda logits, owner: self._check_finite(logits, model, owner)
         chosen, greedy, plain = head.scores_at(module, inputs, gather, self._plain_head.get(model.fingerprint), check)
         self._plain_head[model.fingerprint] = plain
@@ -449,16 +468,21 @@ class Engine:
         self.stats.computed += len(prompts)
         return out
 
-    def _rolling(self, model: LoadedModel, texts: list[str], reference: LoadedModel | None, max_tokens: int | None,
-                 desc: str, stats: bool = False) -> list[list[np.ndarray]]:
-        """Per text: [token log-likelihoods] alone, [log-likelihoods, mean, std of the distribution's log-likelihood]
-        with ``stats``, or [model's, reference's, KL, top-1 agreement] with a reference."""
+    def _windows(self, model: LoadedModel, texts: list[str], max_tokens: int | None) -> list[tuple[int, tuple]]:
+        """(text index, (inputs, targets)) for each rolling window of the texts' first ``max_tokens`` tokens."""
+        prefix = causal_lm.prefix_token(model.tokenizer)
+        return [(t, w) for t, text in enumerate(texts)
+                for w in causal_lm.rolling_windows(model.tokenizer(text)["input_ids"][:max_tokens],
+                                                   self.max_length(model), prefix)]
+
+    def _rolling(self, model: LoadedModel, texts: list[str], max_tokens: int | None, desc: str,
+                 consume: Callable) -> list[list[np.ndarray]]:
+        """Per text, the arrays ``consume(window, start, log-probabilities, targets)`` returns for each slice of
+        positions of its windows (audit/rolling.py), concatenated over the text's windows."""
         import torch
 
         prefix = causal_lm.prefix_token(model.tokenizer)
-        windows = [(t, w) for t, text in enumerate(texts)
-                   for w in causal_lm.rolling_windows(model.tokenizer(text)["input_ids"][:max_tokens],
-                                                      self.max_length(model), prefix)]
+        windows = self._windows(model, texts, max_tokens)
         lengths = np.array([len(w[0]) for _, w in windows], dtype=np.int64)
         parts: list[list] = [[] for _ in windows]
 
@@ -469,30 +493,18 @@ class Engine:
             for row, i in enumerate(idx):
                 ids[row, :lengths[i]] = torch.tensor(windows[i][1][0])
                 mask[row, :lengths[i]] = 1
-            return {"input_ids": ids, "attention_mask": mask}
+            return {"input_ids": ids, "attention_mask": mask, GATHER: head.ALL}
 
-        def read(idx, logits, ref_logits=None):
+        def read(idx, logits):
             for row, i in enumerate(idx):
-                inputs, targets = windows[i][1]
-                at, target = torch.arange(len(inputs)), torch.tensor(targets)
-                lp = torch.log_softmax(logits[row, :len(inputs)], dim=-1)
-                if stats:
-                    p = lp.exp()
-                    mu = (p * lp).sum(dim=-1)
-                    sigma = ((p * lp.square()).sum(dim=-1) - mu.square()).clamp_min(1e-12).sqrt()
-                    parts[i] = [x.double().cpu().numpy() for x in (lp[at, target], mu, sigma)]
-                    continue
-                if ref_logits is None:
-                    parts[i] = [lp[at, target].double().cpu().numpy()]
-                    continue
-                ref = torch.log_softmax(ref_logits[row, :len(inputs)], dim=-1)
-                kl = (ref.exp() * (ref - lp)).sum(dim=-1)
-                agree = (ref.argmax(dim=-1) == lp.argmax(dim=-1)).float()
-                parts[i] = [x.double().cpu().numpy() for x in (lp[at, target], ref[at, target], kl, agree)]
+                targets, n = torch.tensor(windows[i][1][1]), int(lengths[i])
+                at = [slice(start, min(start + head.HEAD_CHUNK, n)) for start in range(0, n, head.HEAD_CHUNK)]
+                chunks = [consume(i, s.start, torch.log_softmax(logits(row, s), -1), targets[s]) for s in at]
+                parts[i] = [np.concatenate(c) for c in zip(*chunks)]
 
-        self._run_batches(model, lengths, build, read, desc, reference)
+        self._run_batches(model, lengths, build, read, desc)
         per_text: list[list[list[np.ndarray]]] = [[] for _ in texts]
         for (t, _), part in zip(windows, parts):
             per_text[t].append(part)
-        return [[np.concatenate([p[j] for p in chunks]).astype(np.float32) for j in range(len(chunks[0]))]
-                if chunks else [np.zeros(0, np.float32)] * (4 if reference else 3 if stats else 1) for chunks in per_text]
+        return [[np.concatenate([p[j] for p in chunks]) for j in range(consume.outputs)] if chunks
+                else [np.zeros(0, np.float32)] * consume.outputs for chunks in per_text]

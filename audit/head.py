@@ -67,6 +67,42 @@ def scores_at(module, inputs: dict, at: Positions, plain_head: bool | None, chec
     return _read(lambda s: logits[0, s], tokens, at.owner, check) + (False,)
 
 
+ALL = "all"  # a batch builder's request for every position's scores (running text)
+
+
+def every_position(module, inputs: dict, plain_head: bool | None):
+    """(``logits(row, positions)``, whether the model's logits are its head's output) for running text, which
+    needs every position's whole distribution. Where the head is plain (proven on the first batch, as above),
+    the model's own forward pass runs its head on one position per row only, and ``logits`` runs the head on
+    the asked-for positions of the kept hidden states, so a batch never holds positions x vocabulary floats."""
+    import torch
+
+    head = module.get_output_embeddings() if hasattr(module, "get_output_embeddings") else None
+    hidden = []
+
+    def keep(_, args):
+        if len(args) != 1 or args[0].dim() != 3:
+            return None
+        hidden.append(args[0])
+        return (args[0][:, :1],) if plain_head else None
+
+    handle = head.register_forward_pre_hook(keep) if head is not None else None
+    try:
+        logits = module(**inputs).logits
+    finally:
+        if handle is not None:
+            handle.remove()
+    if not hidden:
+        return (lambda row, s: logits[row, s]), False
+    if plain_head is None:
+        k = min(HEAD_CHUNK, logits.shape[1])
+        plain_head = bool(torch.allclose(head(hidden[0][0, :k]).float(), logits[0, :k].float(), rtol=1e-4, atol=1e-4))
+        return (lambda row, s: logits[row, s]), plain_head
+    if plain_head:
+        return (lambda row, s: head(hidden[0][row, s])), True
+    return (lambda row, s: logits[row, s]), False
+
+
 def _read(logits_of: Callable, tokens, owner: np.ndarray, check: Callable):
     import torch
 

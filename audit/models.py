@@ -22,10 +22,11 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from audit import recipes
+from audit import quantized, recipes
 from audit.errors import ModelError, did_you_mean
 from audit.files import sha256_file
 
@@ -55,20 +56,27 @@ class ModelSource:
     files: tuple[Path, ...]  # the files that define the model (what the fingerprint covers)
     hashes: dict[str, str]  # file name -> sha256, for those files
     gguf: str | None = None  # the GGUF file's name inside ``directory``
+    quantization: dict | None = None  # a checkpoint quantized by another tool (audit/quantized.py)
+
+    @property
+    def compression(self) -> dict | None:
+        """What compressed it: audit compress's recipe, or another tool's quantization."""
+        return self.recipe or self.quantization
 
     @property
     def fingerprint(self) -> str:
         return fingerprint_of(self.hashes)
 
 
-@dataclass
+@dataclass(eq=False)
 class LoadedModel:
-    """A classifier ready for the engine: module, tokenizer, provenance, label names, position limit."""
+    """A model ready for the engine: module, tokenizer, provenance, label names, position limit. With a
+    ``residency`` its module is loaded when asked for and freed when another model is (audit/residency.py)."""
 
     source: str
     directory: Path
     fingerprint: str
-    module: object  # torch.nn.Module
+    _module: object  # torch.nn.Module, or None while another model is resident
     tokenizer: object
     labels: tuple[str, ...]
     compression: dict | None = None
@@ -80,10 +88,36 @@ class LoadedModel:
     gguf: str | None = None
     dtype: str = "float32"  # what the weights were loaded in (--dtype), and why
     dtype_reason: str = "float32"
+    config: object = None  # the module's PretrainedConfig (kept while the module is not resident)
+    weights: Callable[[], object] | None = field(default=None, repr=False)  # loads the module again
+    residency: object = None  # audit.residency.Residency shared by a run's models, or None: always resident
 
     def describe(self) -> dict:
         return {"path": self.source, "kind": self.kind, "fingerprint": self.fingerprint, "labels": list(self.labels),
-                "compression": self.compression, "dtype": self.dtype, "dtype_reason": self.dtype_reason}
+                "compression": self.compression, "compression_summary": quantized.summary(self.compression),
+                "dtype": self.dtype, "dtype_reason": self.dtype_reason}
+
+    @property
+    def module(self):
+        """The torch module, made resident first (freeing another model's) when the model shares a residency."""
+        if self.residency is not None:
+            self.residency.hold(self)
+        return self._module
+
+    @property
+    def loaded(self) -> bool:
+        return self._module is not None
+
+    @property
+    def resident(self) -> bool:
+        """Are the weights in memory now (asking for them costs no load)?"""
+        return self.residency is None or self.residency.held is self
+
+    def release(self) -> None:
+        self._module = None
+
+    def reload(self) -> None:
+        self._module = self.weights()
 
 
 def model_files(directory: Path, gguf: str | None = None) -> list[Path]:
@@ -242,7 +276,8 @@ def inspect_model(source: str, *, allow_unsafe: bool = False) -> ModelSource:
     if gguf:
         check_gguf(directory / gguf)
         files = tuple(model_files(directory, gguf))
-        return ModelSource(source, directory, {}, CAUSAL_LM, (), None, files, file_hashes(files), gguf)
+        return ModelSource(source, directory, {}, CAUSAL_LM, (), None, files, file_hashes(files), gguf,
+                           quantized.describe({}, directory, gguf))
     config = check_safety(directory, allow_unsafe)
     kind = model_kind(config, str(directory / "config.json"))
     if not any((directory / name).is_file() for name in TOKENIZER_FILES):
@@ -259,12 +294,13 @@ def inspect_model(source: str, *, allow_unsafe: bool = False) -> ModelSource:
     recipe = recipes.read_recipe(directory)
     if recipe:
         recipes.check_lineage(recipe, hashes, directory)
-    return ModelSource(source, directory, config, kind, labels, recipe, files, hashes)
+    return ModelSource(source, directory, config, kind, labels, recipe, files, hashes, None,
+                       quantized.describe(config, directory))
 
 
 def quiet_transformers() -> None:
     """transformers' per-load reports and progress bars (and torchao's import warnings) would bury audit's output."""
-    recipes.silence_torchao()
+    recipes.silence_backends()
     from huggingface_hub.utils import disable_progress_bars
     from transformers.utils import logging as hf_logging
 
@@ -308,11 +344,11 @@ def resolve_dtype(src: ModelSource, requested: str, device_type: str, where: str
 
 
 def load_model(source: "str | ModelSource", *, allow_unsafe: bool = False,
-               dtype: tuple[str, str] | None = None) -> LoadedModel:
+               dtype: tuple[str, str] | None = None, residency=None) -> LoadedModel:
     """Load a model (a directory, .gguf file, hub id or inspected source) in ``dtype`` (name, why; default
     float32 or its recipe's), refusing unsafe formats and weights that do not cover the model (its missing
-    parameters would be random)."""
-    import torch
+    parameters would be random). With a ``residency`` (audit/residency.py) the model held there is freed
+    before these weights load, and this one is held."""
     import transformers
 
     quiet_transformers()
@@ -320,33 +356,62 @@ def load_model(source: "str | ModelSource", *, allow_unsafe: bool = False,
     recipe = src.recipe
     if dtype is None:  # loaded directly, not through --dtype: float32 or what the recipe fixes
         dtype = (recipe["dtype"], f"its recipe ({recipe['method']})") if (recipe or {}).get("dtype") else ("float32", "float32")
-    auto = getattr(transformers, AUTO_CLASS[src.kind])
     where = str(src.directory / src.gguf) if src.gguf else str(src.directory)
-    # transformers' GGUF reader draws its own progress bar, whatever its logging settings say
-    quiet = contextlib.redirect_stderr(io.StringIO()) if src.gguf else contextlib.nullcontext()
     try:
-        with quiet:
+        with gguf_quiet(src):
             tokenizer = transformers.AutoTokenizer.from_pretrained(src.directory, gguf_file=src.gguf,
                                                                    trust_remote_code=allow_unsafe)
+    except Exception as exc:  # transformers raises many types (OSError, ValueError, RuntimeError, ...) for one cause
+        raise cannot_load(src, where, exc) from None
+    weights = lambda: load_weights(src, dtype[0], allow_unsafe)
+    if residency is not None:
+        residency.make_room()
+    module = weights()
+    limit, why = position_limit(module, tokenizer)
+    labels = src.labels if src.kind == CLASSIFIER else ()
+    compression = recipe or src.quantization and {
+        **src.quantization, "full_precision": quantized.full_precision_modules(module)
+        if src.quantization["runs"] == quantized.PACKED else src.quantization.get("full_precision_config")}
+    model = LoadedModel(src.source, src.directory, src.fingerprint, module, tokenizer, labels, compression, limit, why,
+                        src.kind, src.files, src.hashes, src.gguf, dtype[0], dtype[1], module.config, weights, residency)
+    if residency is not None:
+        residency.held = model
+    return model
+
+
+def gguf_quiet(src: ModelSource):
+    """transformers' GGUF reader draws its own progress bar, whatever its logging settings say."""
+    return contextlib.redirect_stderr(io.StringIO()) if src.gguf else contextlib.nullcontext()
+
+
+def cannot_load(src: ModelSource, where: str, exc: Exception) -> ModelError:
+    return ModelError(f"cannot load as a {src.kind} ({type(exc).__name__}: {str(exc).splitlines()[0]})", where,
+                      f"pass a directory with a {AUTO_CLASS[src.kind].removeprefix('AutoModelFor')} model and its "
+                      "tokenizer")
+
+
+def load_weights(src: ModelSource, dtype: str, allow_unsafe: bool):
+    """The model's module in ``dtype``, its recipe applied, in eval mode."""
+    import torch
+    import transformers
+
+    auto = getattr(transformers, AUTO_CLASS[src.kind])
+    where = str(src.directory / src.gguf) if src.gguf else str(src.directory)
+    try:
+        with gguf_quiet(src):
             module, info = auto.from_pretrained(
                 src.directory, gguf_file=src.gguf, use_safetensors=None if allow_unsafe or src.gguf else True,
-                trust_remote_code=allow_unsafe, output_loading_info=True, dtype=getattr(torch, dtype[0]))
+                trust_remote_code=allow_unsafe, output_loading_info=True, dtype=getattr(torch, dtype))
     except Exception as exc:  # transformers raises many types (OSError, ValueError, RuntimeError, ...) for one cause
-        raise ModelError(f"cannot load as a {src.kind} ({type(exc).__name__}: {str(exc).splitlines()[0]})", where,
-                         f"pass a directory with a {AUTO_CLASS[src.kind].removeprefix('AutoModelFor')} model and its "
-                         "tokenizer") from None
+        raise cannot_load(src, where, exc) from None
     missing = sorted(info.get("missing_keys", ())) + sorted(str(k[0]) if isinstance(k, tuple) else str(k)
                                                             for k in info.get("mismatched_keys", ()))
     if missing:
         raise ModelError(f"the weights lack or mis-shape {len(missing)} of the model's parameters (e.g. {missing[0]}); "
                          "they would run with random values", where, "audit a trained model saved with save_pretrained")
-    if recipe:
-        module = recipes.apply(module, recipe)
-    module.eval()
-    limit, why = position_limit(module, tokenizer)
-    labels = src.labels if src.kind == CLASSIFIER else ()
-    return LoadedModel(src.source, src.directory, src.fingerprint, module, tokenizer, labels, recipe, limit, why,
-                       src.kind, src.files, src.hashes, src.gguf, dtype[0], dtype[1])
+    if src.recipe:
+        module = recipes.apply(module, src.recipe)
+    return module.eval()
 
 
 def position_limit(module, tokenizer) -> tuple[int, str]:
@@ -382,7 +447,7 @@ def check_tokenizer(model: LoadedModel, texts: list[str]) -> None:
         raise ModelError(f"the tokenizer maps {unknown / total:.0%} of the benchmark's tokens to {tok.unk_token} "
                          f"(its vocabulary has {len(tok)} entries)", str(model.directory),
                          "ship the model's own tokenizer files (tokenizer.save_pretrained)")
-    vocab = getattr(model.module.config, "vocab_size", None)
+    vocab = getattr(model.config, "vocab_size", None)
     largest = max((max(seq) for seq in ids if seq), default=0)
     if isinstance(vocab, int) and largest >= vocab:
         raise ModelError(f"the tokenizer produces token id {largest}, but the model embeds only {vocab} tokens",

@@ -65,16 +65,17 @@ def check_lineage(recipe: dict, hashes: dict[str, str], directory: Path) -> None
                          "re-run audit compress on the base model, or delete the recipe to audit the files as they are")
 
 
-def silence_torchao() -> None:
+def silence_backends() -> None:
     """torchao warns on import that its GPU-only kernels do not load on a CPU machine, and torch that torchao
-    registers enums the old way; transformers imports torchao whenever it is installed."""
-    for name in ("torchao", "torch.utils._pytree"):
+    registers enums the old way (transformers imports torchao whenever it is installed); bitsandbytes' LLM.int8
+    warns on every call that it casts float32 inputs to float16."""
+    for name in ("torchao", "torch.utils._pytree", "bitsandbytes"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def torchao_config(method: str):
     """The torchao config of a quantization method."""
-    silence_torchao()
+    silence_backends()
     import torch
     from torchao.quantization import Int8DynamicActivationInt8WeightConfig, Int8WeightOnlyConfig, IntxWeightOnlyConfig
     from torchao.quantization.granularity import PerGroup

@@ -23,6 +23,7 @@ from audit.contract import Estimate
 from audit.data import Split, file_format, iter_records, read_suite_data, required_fields
 from audit.engine import Engine, EngineConfig
 from audit.errors import AuditError, DataError
+from audit.residency import Residency
 from audit.files import check_out_dir
 from audit.metrics import classification
 from audit.scorer import Scorer
@@ -282,11 +283,13 @@ def smoke(scorer: Scorer, split: Split) -> None:
 
 
 def load_scorers(plan: Plan, req: CheckRequest, log) -> dict[str, Scorer]:
-    """Load each model and refuse one whose tokenizer does not fit or whose logits are not finite."""
+    """Load each model and refuse one whose tokenizer does not fit or whose logits are not finite. The models
+    share one residency: one model's weights in memory at a time (audit/residency.py)."""
     scorers = {}
+    residency = Residency()
     for role, src in plan.sources.items():
         log(f"loading {role} {src.source}")
-        model = load_model(src, allow_unsafe=req.allow_unsafe, dtype=plan.dtypes[role])
+        model = load_model(src, allow_unsafe=req.allow_unsafe, dtype=plan.dtypes[role], residency=residency)
         log(f"{role} weights in {model.dtype} ({model.dtype_reason})")
         check_tokenizer(model, plan.eval.texts)
         task = plan.suite.task

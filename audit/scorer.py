@@ -51,6 +51,11 @@ class Scorer:
                 **({"chat": self.chat or "none"} if self.generation is not None else {})}
 
     @property
+    def resident(self) -> bool:
+        """Are the model's weights in memory now (audit/residency.py)?"""
+        return self.model.resident
+
+    @property
     def is_lm(self) -> bool:
         return self.model.kind == CAUSAL_LM
 

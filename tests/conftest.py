@@ -112,9 +112,9 @@ def tiny_suite(tmp_path) -> Path:
     return tmp_path / "tiny.yaml"
 
 
-def build_tiny_llama(directory: Path, seed: int = 0, texts=None) -> Path:
-    """A 2-layer Llama (hidden 32) with random weights and a word-level tokenizer of the given texts' words
-    (default: the fixture's SST-2 sentences) plus the words the LM tests' prompts use."""
+def build_tiny_llama(directory: Path, seed: int = 0, texts=None, hidden: int = 32) -> Path:
+    """A 2-layer Llama (hidden 32, MLP twice that) with random weights and a word-level tokenizer of the given
+    texts' words (default: the fixture's SST-2 sentences) plus the words the LM tests' prompts use."""
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -128,7 +128,7 @@ def build_tiny_llama(directory: Path, seed: int = 0, texts=None) -> Path:
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
                                         model_max_length=256)
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+    config = LlamaConfig(vocab_size=len(vocab), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
                          bos_token_id=1, eos_token_id=2, tie_word_embeddings=False)
     model = LlamaForCausalLM(config).eval()

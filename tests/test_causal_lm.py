@@ -123,7 +123,10 @@ def test_divergence_from_itself_is_zero_and_from_another_model_is_not(tiny_llama
     engine = Engine(EngineConfig(device="cpu", max_length=32))
     texts = [" ".join(TEXTS[:4]), TEXTS[5]]
     (same, _), (diff, _) = (engine.token_divergence(model, ref, texts) for ref in (model, other))
-    assert same.shape[1] == 4 and np.allclose(same[:, 2], 0, atol=1e-6) and same[:, 3].all()
+    # the reference's rows are kept on disk as float16 (audit/spill.py): a token's KL from itself is within the
+    # rounding of its log-probabilities (here about -6.4, stored within 0.002), and the rounding cancels in the mean
+    assert same.shape[1] == 4 and np.allclose(same[:, 2], 0, atol=1e-3) and abs(same[:, 2].mean()) < 1e-4
+    assert same[:, 3].all()
     assert np.allclose(same[:, 0], same[:, 1]) and diff[:, 2].mean() > 0.01 and diff[:, 3].mean() < 1
     np.testing.assert_allclose(diff[:, 0], engine.token_logprobs(model, texts)[0], atol=1e-5)
 

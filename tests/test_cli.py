@@ -35,7 +35,7 @@ def test_check_with_baseline_writes_both_reports(tiny_bert, tiny_bert_other, tin
     result = run("check", tiny_bert_other, "--benchmark", tiny_suite, "--baseline", tiny_bert, "--out", out, "--device", "cpu")
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
-    assert report["schema_version"] == "2.2" and report["verdict"] == "pass"
+    assert report["schema_version"] == "2.3" and report["verdict"] == "pass"
     acc = report["probes"]["accuracy"]
     value = lambda section, name, part="metrics": section[part][name]["value"]
     assert acc["status"] == "ok" and 0 <= value(acc, "accuracy") <= 1 and acc["metrics"]["accuracy"]["n"] == 64

@@ -87,7 +87,7 @@ def run(ctx: ProbeContext, *, latency_sample: int, throughput_sample: int, warmu
                "hardware": hardware.label(hardware.describe(next(iter(runs.values())).device)),
                "weight_bytes_by_dtype": {role: run.footprint["weight_bytes_by_dtype"] for role, run in runs.items()},
                "throughput_seconds": {role: run.batch_seconds for role, run in runs.items()},
-               "peak_rss_note": "process-wide peak while this model ran (every loaded model counts)",
+               "peak_rss_note": "process-wide peak while this model ran (one model's weights are in memory at a time)",
                "energy": {role: run.energy_note for role, run in runs.items()}}
     if ctx.baseline is None:
         return ProbeResult(model, details=details)
@@ -166,7 +166,14 @@ class Runner:
         per = len(self.latencies) // max(len(self.batch_seconds), 1)
         return [self.latencies[i * per:(i + 1) * per] for i in range(len(self.batch_seconds))]
 
+    def ready(self, single: list) -> None:
+        """Make the weights resident (one model is in memory at a time: a load is never timed), and after a load
+        score one item untimed, so the round does not time the first call's setup."""
+        if not self.model.resident:
+            self.score(single[:1])
+
     def time_round(self, single: list, batch: list) -> None:
+        self.ready(single)
         for item in single:
             t0 = time.perf_counter()
             self.score([item])

@@ -51,6 +51,10 @@ def render(report: dict) -> str:
         who += f" vs baseline {code(base['path'])} ({base['fingerprint'][:12]})"
     lines += [f"{who} on **{text(bench['name'])}** ({bench['n_eval']} eval examples"
               + (f", sampled from {bench['n_eval_total']}" if bench["n_eval"] != bench["n_eval_total"] else "") + ").", ""]
+    for role, m in (("model", model), ("baseline", base)):
+        if m:
+            lines += [text(f"{role.capitalize()}: weights in {m['dtype']} ({m['dtype_reason']})"
+                           + (f"; {m['compression_summary']}" if m.get("compression_summary") else "") + "."), ""]
     dropped = [(role, m["dropped_labels"]) for role, m in (("model", model), ("baseline", base)) if m and m.get("dropped_labels")]
     for role, labels in dropped:
         lines += [f"The {role}'s classes {text(', '.join(labels))} are not suite labels and were dropped "
