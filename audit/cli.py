@@ -323,12 +323,13 @@ def demo(device, batch_size, batch_tokens, out, lm):
         finish(guarded(classifier), out)
 
     def language_models():
-        from audit.demo_lm import BENCHMARK, BUILDS, GENERATION, GENERATION_PROBES, SAMPLE, lm_models
+        from audit.demo_lm import BENCHMARK, BUILDS, GENERATION, GENERATION_PROBES, SAMPLE, demo_dtype, lm_models
 
         check_out_dir(out, {})
         baseline, builds = lm_models(log)
+        dtype = demo_dtype(device)
         audit = lambda path, folder, **how: run_check(CheckRequest(model=str(path), baseline=str(baseline), argv=argv,
-                                                                   out=folder, engine=engine, **how), log)
+                                                                   out=folder, engine=engine, dtype=dtype, **how), log)
         return {method: (audit(path, out / method.replace(":", ""), benchmark=BENCHMARK, limit=SAMPLE),
                          audit(path, out / method.replace(":", "") / GENERATION[0], benchmark=GENERATION[0],
                                limit=GENERATION[1], probes=GENERATION_PROBES))

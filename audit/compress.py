@@ -55,16 +55,46 @@ def savable(module):
 
 
 def _prune(module, amount: float) -> float:
+    """Zero the ``amount`` share of the base model's Linear weights with the smallest magnitude, over all of them
+    at once (global L1 unstructured pruning), in place. torch.nn.utils.prune.global_unstructured does the same
+    through a top-k over every weight with its indices and a mask per layer: measured on SmolLM2-135M, a 5.6 GB
+    peak for 0.5 GB of weights. Here the threshold is found layer by layer (``kth_magnitude``), with no copy of
+    the weights. Of the weights at exactly the threshold, the first ones in layer order are zeroed, so exactly
+    round(amount x n) are."""
     import torch
-    from torch.nn.utils import prune
 
     base = getattr(module, module.base_model_prefix, module)
-    params = [(m, "weight") for m in base.modules() if isinstance(m, torch.nn.Linear)]  # heads are outside base
-    prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=amount)
-    for m, name in params:
-        prune.remove(m, name)
-    zeros = sum(int((m.weight == 0).sum()) for m, _ in params)
-    return zeros / sum(m.weight.numel() for m, _ in params)
+    weights = [m.weight.data for m in base.modules() if isinstance(m, torch.nn.Linear)]  # heads are outside base
+    total = sum(w.numel() for w in weights)
+    k = round(amount * total)
+    if k:
+        threshold = kth_magnitude(weights, k)
+        ties = k - sum(int((w.abs() < threshold).sum()) for w in weights)  # how many at the threshold go too
+        with torch.no_grad():
+            for w in weights:
+                at = w.abs() == threshold
+                first = at.flatten().cumsum(0).reshape(at.shape) <= ties  # the first `ties` of them, in order
+                ties -= int((at & first).sum())
+                w[(w.abs() < threshold) | (at & first)] = 0
+    return sum(int((w == 0).sum()) for w in weights) / total
+
+
+def kth_magnitude(weights, k: int) -> float:
+    """The k-th smallest |w| over all the tensors (k from 1), by radix selection on the bits of the float32
+    magnitudes (a non-negative float's bits order like the float): count the magnitudes by their top 16 bits,
+    then, within the bucket that holds the k-th, by their low 16 bits. Two passes over the weights, each layer's
+    counts at a time."""
+    import torch
+
+    def bits(w):
+        return w.detach().abs().float().flatten().view(torch.int32)
+
+    high = sum(torch.bincount(bits(w) >> 16, minlength=1 << 16) for w in weights)
+    bucket = int(torch.searchsorted(high.cumsum(0), k))  # the first bucket whose running count reaches k
+    below = int(high[:bucket].sum())
+    low = sum(torch.bincount(b[(b >> 16) == bucket] & 0xFFFF, minlength=1 << 16) for b in map(bits, weights))
+    offset = int(torch.searchsorted(low.cumsum(0), k - below))
+    return float(torch.tensor([(bucket << 16) | offset], dtype=torch.int32).view(torch.float32))
 
 
 def built(directory: Path) -> bool:

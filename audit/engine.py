@@ -62,6 +62,7 @@ class EngineStats:
     seconds: float = 0.0
     prefix_tokens: int = 0  # generation: shared prompt tokens encoded once instead of once per prompt
     generated_tokens: int = 0
+    model_loads: int = 0  # one model in memory at a time (audit/residency.py): each model's loads, the first included
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -498,7 +499,7 @@ class Engine:
         def read(idx, logits):
             for row, i in enumerate(idx):
                 targets, n = torch.tensor(windows[i][1][1]), int(lengths[i])
-                at = [slice(start, min(start + head.HEAD_CHUNK, n)) for start in range(0, n, head.HEAD_CHUNK)]
+                at = [slice(start, min(start + rolling.CHUNK, n)) for start in range(0, n, rolling.CHUNK)]
                 chunks = [consume(i, s.start, torch.log_softmax(logits(row, s), -1), targets[s]) for s in at]
                 parts[i] = [np.concatenate(c) for c in zip(*chunks)]
 

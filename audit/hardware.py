@@ -29,6 +29,12 @@ def cpuinfo() -> tuple[str, set[str]]:
     return name, flags
 
 
+def native_bfloat16() -> bool:
+    """Does the CPU multiply bfloat16 natively (AVX-512 BF16 or AMX)? Without it torch emulates bfloat16, slower
+    than float32; with it, a bfloat16 matmul ran 2.5-3x float32's rate on the README's machine."""
+    return bool({"avx512_bf16", "amx_bf16"} & cpuinfo()[1])
+
+
 def describe(device=None) -> dict:
     """The machine as the report records it (``device``: the torch device the engine ran on)."""
     import torch

@@ -323,7 +323,7 @@ def resolve_dtype(src: ModelSource, requested: str, device_type: str, where: str
     for a bfloat16 or float16 checkpoint where the CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX),
     else float32 (without native support torch emulates bfloat16, slower than float32). A build whose recipe
     fixes its dtype (audit compress fp16/bf16) is that dtype: asking for another is bad input."""
-    from audit.hardware import cpuinfo
+    from audit.hardware import native_bfloat16
 
     fixed = (src.recipe or {}).get("dtype")
     if fixed:
@@ -336,8 +336,7 @@ def resolve_dtype(src: ModelSource, requested: str, device_type: str, where: str
     stored = checkpoint_dtype(src)
     if device_type == "cuda":
         return (stored, "the checkpoint's dtype") if stored in DTYPES else ("float32", "auto: no dtype in the checkpoint")
-    native = bool({"avx512_bf16", "amx_bf16"} & cpuinfo()[1])
-    if stored in ("bfloat16", "float16") and native:
+    if stored in ("bfloat16", "float16") and native_bfloat16():
         return "bfloat16", f"auto: a {stored} checkpoint on a CPU with native bfloat16"
     return "float32", (f"auto: a {stored} checkpoint on a CPU without native bfloat16" if stored in ("bfloat16", "float16")
                        else "auto: a float32 checkpoint" if stored else "auto: the checkpoint states no dtype")
@@ -375,7 +374,7 @@ def load_model(source: "str | ModelSource", *, allow_unsafe: bool = False,
     model = LoadedModel(src.source, src.directory, src.fingerprint, module, tokenizer, labels, compression, limit, why,
                         src.kind, src.files, src.hashes, src.gguf, dtype[0], dtype[1], module.config, weights, residency)
     if residency is not None:
-        residency.held = model
+        residency.loaded(model)
     return model
 
 

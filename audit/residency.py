@@ -17,12 +17,22 @@ import functools
 
 
 class Residency:
-    """Holds at most one model's module. ``hold(model)`` makes ``model`` the resident one; ``loads`` counts the
-    loads it made (the first load of each model happens in ``audit.models.load_model``)."""
+    """Holds at most one model's module. ``hold(model)`` makes ``model`` the resident one; ``stats.model_loads``
+    counts every load, the first of each model (in ``audit.models.load_model``) included."""
 
-    def __init__(self):
+    def __init__(self, stats=None):
         self.held = None
-        self.loads = 0
+        self.stats = stats  # audit.engine.EngineStats, or None
+
+    @property
+    def loads(self) -> int:
+        return self.stats.model_loads if self.stats is not None else 0
+
+    def loaded(self, model) -> None:
+        """``model`` was just loaded and is the resident one."""
+        self.held = model
+        if self.stats is not None:
+            self.stats.model_loads += 1
 
     def make_room(self) -> None:
         """Free the held model's weights (before another model loads)."""
@@ -35,10 +45,11 @@ class Residency:
         if self.held is model and model.loaded:
             return
         self.make_room()
-        if not model.loaded:
-            model.reload()
-            self.loads += 1
-        self.held = model
+        if model.loaded:
+            self.held = model
+            return
+        model.reload()
+        self.loaded(model)
 
 
 def free_memory() -> None:

