@@ -30,8 +30,8 @@ GENERATION_PROBES = ("accuracy", "comparison", "agreement")
 
 def demo_dtype(device: str) -> str:
     """What the demo's models run in: bfloat16 on a CPU that multiplies it natively (there it scored ARC-Easy
-    2.3x as fast as float32, with 1 of 200 answers changed and a KL of 0.0009 nats against float32:
-    benchmarks/dtype_bench.py), else each checkpoint's own dtype (the baseline's is float32)."""
+    1.9-2.3x as fast as float32 in two runs, with 1 of 200 answers changed and a KL of 0.0009 nats against
+    float32: benchmarks/dtype_bench.py), else each checkpoint's own dtype (the baseline's is float32)."""
     import torch
 
     from audit.hardware import native_bfloat16

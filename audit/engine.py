@@ -500,7 +500,7 @@ class Engine:
             for row, i in enumerate(idx):
                 targets, n = torch.tensor(windows[i][1][1]), int(lengths[i])
                 at = [slice(start, min(start + rolling.CHUNK, n)) for start in range(0, n, rolling.CHUNK)]
-                chunks = [consume(i, s.start, torch.log_softmax(logits(row, s), -1), targets[s]) for s in at]
+                chunks = [consume(i, s.start, torch.log_softmax(logits(row, s).float(), -1), targets[s]) for s in at]
                 parts[i] = [np.concatenate(c) for c in zip(*chunks)]
 
         self._run_batches(model, lengths, build, read, desc)

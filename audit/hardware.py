@@ -31,7 +31,7 @@ def cpuinfo() -> tuple[str, set[str]]:
 
 def native_bfloat16() -> bool:
     """Does the CPU multiply bfloat16 natively (AVX-512 BF16 or AMX)? Without it torch emulates bfloat16, slower
-    than float32; with it, a bfloat16 matmul ran 2.5-3x float32's rate on the README's machine."""
+    than float32; with it, a bfloat16 matmul ran 2.2-2.5x float32's rate on the README's machine."""
     return bool({"avx512_bf16", "amx_bf16"} & cpuinfo()[1])
 
 

