@@ -72,10 +72,11 @@ def _prune(module, amount: float) -> float:
         ties = k - sum(int((w.abs() < threshold).sum()) for w in weights)  # how many at the threshold go too
         with torch.no_grad():
             for w in weights:
-                at = w.abs() == threshold
+                magnitude = w.abs()
+                at = magnitude == threshold
                 first = at.flatten().cumsum(0).reshape(at.shape) <= ties  # the first `ties` of them, in order
                 ties -= int((at & first).sum())
-                w[(w.abs() < threshold) | (at & first)] = 0
+                w[(magnitude < threshold) | (at & first)] = 0
     return sum(int((w == 0).sum()) for w in weights) / total
 
 

@@ -20,19 +20,14 @@ class Residency:
     """Holds at most one model's module. ``hold(model)`` makes ``model`` the resident one; ``stats.model_loads``
     counts every load, the first of each model (in ``audit.models.load_model``) included."""
 
-    def __init__(self, stats=None):
+    def __init__(self, stats):
         self.held = None
-        self.stats = stats  # audit.engine.EngineStats, or None
-
-    @property
-    def loads(self) -> int:
-        return self.stats.model_loads if self.stats is not None else 0
+        self.stats = stats  # audit.engine.EngineStats: the run's, so the report counts the loads
 
     def loaded(self, model) -> None:
         """``model`` was just loaded and is the resident one."""
         self.held = model
-        if self.stats is not None:
-            self.stats.model_loads += 1
+        self.stats.model_loads += 1
 
     def make_room(self) -> None:
         """Free the held model's weights (before another model loads)."""

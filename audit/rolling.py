@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 # Positions per slice: a slice's log-probabilities are positions x vocabulary float32s (25 MB at 128 positions of
-# SmolLM2's 49,152), and the KL holds about six such arrays at once (the logits, the log-probabilities, the
-# reference's float16 and float32 rows, two products); at 512 positions that was 600 MB of the process's peak.
+# SmolLM2's 49,152), and the KL holds several such arrays at once (the logits, the log-probabilities, the
+# reference's float16 and float32 rows, the products). Measured on a SmolLM2-135M perplexity-only audit: peak RSS
+# 1.40 GB and 6.5 s at 128 positions, 1.77 GB and 9.3 s at 512.
 CHUNK = 128
 
 

@@ -271,7 +271,7 @@ def chance_accuracy(split: Split, labels: tuple[str, ...]) -> float:
 def smoke(scorer: Scorer, split: Split) -> None:
     """Score a few inputs right after loading: the engine refuses non-finite logits in every batch (one generation
     item, scored with its gold answer: a forward pass instead of a whole generation, and few-shot prompts are long,
-    800 tokens for GSM8K's)."""
+    about 700 tokens for GSM8K's)."""
     if not scorer.is_lm:
         scorer.proba(split.texts[:SMOKE_TEXTS])
     elif scorer.generation is not None:

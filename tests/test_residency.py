@@ -66,7 +66,7 @@ def test_a_model_freed_and_loaded_again_scores_as_before(tiny_llama, tiny_llama_
     assert not model.loaded and other.resident
     engine = Engine(EngineConfig(device="cpu"))
     first = engine.token_logprobs(model, TEXTS[:3])  # loads it again, freeing the other
-    assert model.resident and not other.loaded and residency.loads == 3  # two first loads, one again
+    assert model.resident and not other.loaded and residency.stats.model_loads == 3  # two first loads, one again
     engine.token_logprobs(other, TEXTS[:3])
     again = Engine(EngineConfig(device="cpu")).token_logprobs(model, TEXTS[:3])
-    assert residency.loads == 5 and all((a == b).all() for a, b in zip(first, again))
+    assert residency.stats.model_loads == 5 and all((a == b).all() for a, b in zip(first, again))

@@ -156,7 +156,6 @@ class Runner:
         rows, tokens = self.engine.batching(self.device, self.model.kind)
         return {"type": self.device.type, "name": name, "batch_rows": rows, "batch_tokens": tokens}
 
-
     def round_latencies(self) -> list[list[float]]:
         """The batch-1 latencies, one list per round."""
         per = len(self.latencies) // max(len(self.batch_seconds), 1)
